@@ -1,0 +1,23 @@
+# One-command entry points for a fresh machine (Python >= 3.10 with venv).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: env test bench cube lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25.1"
+	$(PY) -m pip install -q torch==2.13.0  # CPU build; take a CUDA build yourself on a GPU box
+	$(PY) -m pip install -q -e ".[all]" --group dev
+	touch $@
+
+env: $(VENV)/.installed
+
+test: env
+	$(PY) -m pytest -q
+
+lint: env
+	$(VENV)/bin/ruff check xsatclip tests benchmarks examples tools
+
+bench: env
+	$(PY) benchmarks/run.py
