@@ -1,0 +1,21 @@
+"""xsatclip: SatCLIP location embeddings as a raster layer of xarray, Zarr and Dask."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .checkpoints import load_model, save_model
+from .harmonics import spherical_harmonics
+from .model import LocationEncoder, ModelConfig
+
+try:
+    __version__ = version("xsatclip")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "LocationEncoder",
+    "ModelConfig",
+    "__version__",
+    "load_model",
+    "save_model",
+    "spherical_harmonics",
+]

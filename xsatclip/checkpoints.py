@@ -1,0 +1,223 @@
+"""Checkpoint I/O: published Lightning checkpoints, the Hugging Face Hub, xsatclip's own format.
+
+No pickle anywhere: Lightning files are read with ``torch.load(weights_only=True)``; xsatclip's
+own format is a directory holding ``model.safetensors`` and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, MissingDependencyError, ModelNotFoundError
+from .model import LocationEncoder, ModelConfig
+from .registry import PUBLISHED_MODELS, hub_filename
+
+LIGHTNING_PREFIX = "model.location.nnet."
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_NAME = "xsatclip-location-encoder"
+FORMAT_VERSION = 1
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+# hyper_parameters the reference writes, and the values xsatclip can evaluate exactly.
+SUPPORTED_SETTINGS = {
+    "le_type": ("sphericalharmonics",),
+    "pe_type": ("siren",),
+    "harmonics_calculation": ("analytic",),
+}
+
+
+def expected_weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the SIREN tensors for ``config``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    width_in = config.level**2
+    for i in range(config.num_hidden_layers):
+        shapes[f"layers.{i}.weight"] = (config.capacity, width_in)
+        shapes[f"layers.{i}.bias"] = (config.capacity,)
+        width_in = config.capacity
+    shapes["last_layer.weight"] = (config.embed_dim, config.capacity)
+    shapes["last_layer.bias"] = (config.embed_dim,)
+    return shapes
+
+
+def check_weights(config: ModelConfig, weights: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``weights`` holds exactly what ``config`` needs."""
+    expected = expected_weight_shapes(config)
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: location-encoder weights do not match the configuration "
+            f"(missing {missing}, unexpected {unexpected})"
+        )
+    for name, shape in expected.items():
+        if tuple(weights[name].shape) != shape:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has shape {tuple(weights[name].shape)}, "
+                f"the configuration needs {shape}"
+            )
+
+
+def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
+    """Config and SIREN weights of a published SatCLIP Lightning checkpoint.
+
+    Only the location encoder is read (``model.location.nnet.*``); the vision encoder and
+    optimizer state are ignored.
+    """
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"checkpoint file {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for truncated / foreign files
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or holding "
+            f"objects other than tensors): {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} has no 'state_dict': not a Lightning checkpoint")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    for field, allowed in SUPPORTED_SETTINGS.items():
+        value = hparams.get(field, allowed[0])
+        if value not in allowed:
+            raise CheckpointError(
+                f"{path}: hyper_parameters[{field!r}] = {value!r} is not supported "
+                f"(xsatclip evaluates {field} in {list(allowed)})"
+            )
+    try:
+        config = ModelConfig(
+            level=int(hparams["legendre_polys"]),
+            capacity=int(hparams["capacity"]),
+            num_hidden_layers=int(hparams["num_hidden_layers"]),
+            embed_dim=int(hparams["embed_dim"]),
+        )
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: hyper_parameters lacks {exc.args[0]!r}") from None
+    weights = {
+        name[len(LIGHTNING_PREFIX):]: tensor
+        for name, tensor in checkpoint["state_dict"].items()
+        if name.startswith(LIGHTNING_PREFIX)
+    }
+    check_weights(config, weights, path)
+    return config, weights
+
+
+def save_model(model: LocationEncoder, directory: str | os.PathLike) -> Path:
+    """Write ``model`` in xsatclip's format: ``directory/model.safetensors`` + ``config.json``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    save_file(weights, directory / WEIGHTS_FILE)
+    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+              **dataclasses.asdict(model.config)}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def read_xsatclip_directory(directory: Path) -> tuple[ModelConfig, dict]:
+    """Config and weights of a model directory written by :func:`save_model`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        config_json = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE} is unreadable: {exc}") from exc
+    if config_json.pop("format", None) != FORMAT_NAME:
+        raise CheckpointError(f"{directory / CONFIG_FILE} is not an xsatclip model config")
+    config_json.pop("format_version", None)
+    field_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(config_json) - field_names)
+    if unknown:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: unknown fields {unknown}")
+    config = ModelConfig(**config_json)
+    try:
+        weights = load_file(directory / WEIGHTS_FILE)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE} is unreadable: {exc}") from exc
+    check_weights(config, weights, directory / WEIGHTS_FILE)
+    return config, weights
+
+
+def download_from_hub(repo_id: str, filename: str) -> Path:
+    """Path of ``filename`` from a Hub repo, through huggingface_hub's cache (offline-aware)."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
+    except ImportError:
+        raise MissingDependencyError(
+            f"loading {repo_id!r} from the Hugging Face Hub needs huggingface_hub: "
+            "pip install 'xsatclip[hub]'"
+        ) from None
+    try:
+        return Path(hf_hub_download(repo_id, filename))
+    except LocalEntryNotFoundError:
+        raise ModelNotFoundError(
+            f"{repo_id}/{filename} is not in the Hugging Face cache and the Hub cannot be "
+            f"reached (offline). On a connected machine run "
+            f"`hf download {repo_id} {filename}` (it fills the same cache), or pass the "
+            f"local path of the .ckpt file instead."
+        ) from None
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        raise ModelNotFoundError(f"{repo_id}/{filename} does not exist on the Hub: {exc}") from None
+
+
+def read_any(source: str | os.PathLike) -> tuple[ModelConfig, dict, str, str]:
+    """Resolve ``source`` to ``(config, weights, source, name)``.
+
+    ``source`` is a registry name, a local model directory or Lightning checkpoint, or a
+    Hugging Face repo id (``owner/name``).
+    """
+    text = os.fspath(source)
+    if text in PUBLISHED_MODELS:
+        repo_id = PUBLISHED_MODELS[text]
+        path = download_from_hub(repo_id, hub_filename(repo_id))
+        return (*read_lightning_checkpoint(path), f"hf://{repo_id}", text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return (*read_xsatclip_directory(path), str(path.resolve()), path.name)
+    if path.is_file():
+        return (*read_lightning_checkpoint(path), str(path.resolve()), path.stem)
+    if HUB_ID.match(text):
+        path = download_from_hub(text, hub_filename(text))
+        return (*read_lightning_checkpoint(path), f"hf://{text}", text)
+    raise ModelNotFoundError(
+        f"model {text!r} is neither a known name ({', '.join(sorted(PUBLISHED_MODELS))}), "
+        f"a local file or directory, nor a Hugging Face repo id 'owner/name'"
+    )
+
+
+def load_model(
+    source: str | os.PathLike,
+    *,
+    numerics: str | None = None,
+    dtype: str = "float32",
+    device: str | torch.device = "auto",
+) -> LocationEncoder:
+    """Load a SatCLIP location encoder.
+
+    Parameters
+    ----------
+    source : registry name (``"satclip-vit16-l40"``), Hub repo id
+        (``"microsoft/SatCLIP-ViT16-L40"``), Lightning ``.ckpt`` file, or a directory written
+        by :func:`save_model`.
+    numerics : {"exact", "reference"}, default "exact"
+    dtype : {"float32", "float64"}
+    device : "auto" (CUDA when available), "cpu", "cuda", ...
+    """
+    config, weights, resolved, name = read_any(source)
+    return LocationEncoder(config, weights, source=resolved, name=name,
+                           numerics=numerics or "exact", dtype=dtype, device=device)
