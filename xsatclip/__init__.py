@@ -2,9 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import accessor  # noqa: F401  (registers .satclip)
 from .checkpoints import load_model, save_model
 from .harmonics import spherical_harmonics
 from .model import LocationEncoder, ModelConfig
+from .spatial import grid
 
 try:
     __version__ = version("xsatclip")
@@ -15,6 +17,7 @@ __all__ = [
     "LocationEncoder",
     "ModelConfig",
     "__version__",
+    "grid",
     "load_model",
     "save_model",
     "spherical_harmonics",

@@ -179,9 +179,11 @@ def read_any(source: str | os.PathLike) -> tuple[ModelConfig, dict, str, str]:
     """Resolve ``source`` to ``(config, weights, source, name)``.
 
     ``source`` is a registry name, a local model directory or Lightning checkpoint, or a
-    Hugging Face repo id (``owner/name``).
+    Hugging Face repo id (``owner/name`` or ``hf://owner/name``).
     """
     text = os.fspath(source)
+    if text.startswith("hf://"):  # how identities record Hub sources
+        text = text[len("hf://"):]
     if text in PUBLISHED_MODELS:
         repo_id = PUBLISHED_MODELS[text]
         path = download_from_hub(repo_id, hub_filename(repo_id))

@@ -1,0 +1,127 @@
+"""What runs inside Dask tasks: model specs, a per-process model cache, the thread policy,
+and the block functions that turn coordinate blocks into embedding blocks.
+
+The model never travels in the task graph. Tasks carry a :class:`ModelSpec` (a few strings)
+and each process loads the model once, on first use, and keeps it.
+
+Thread policy. Dask already runs one task per core (threaded scheduler) or per worker thread
+(distributed). Inside a task, torch and Numba therefore run single-threaded, so that N Dask
+threads use N cores and not N x cores. Outside Dask (``LocationEncoder.encode`` called
+directly) torch and Numba keep their defaults and use every core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+
+import numba
+import numpy as np
+import pyproj
+import torch
+
+from .model import LocationEncoder
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything a worker needs to load a model: small, hashable, picklable."""
+
+    source: str
+    sha256: str
+    numerics: str
+    dtype: str
+    device: str
+
+    @classmethod
+    def of(cls, model: LocationEncoder, device: str) -> ModelSpec:
+        return cls(model.identity.source, model.identity.sha256, model.numerics, model.dtype,
+                   device)
+
+
+_cache: dict[ModelSpec, LocationEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_model(spec: ModelSpec) -> LocationEncoder:
+    """The model for ``spec``, loaded once per process and checked against its sha256."""
+    with _cache_lock:
+        model = _cache.get(spec)
+        if model is None:
+            from .checkpoints import load_model
+
+            model = load_model(spec.source, numerics=spec.numerics, dtype=spec.dtype,
+                               device=spec.device)
+            if model.identity.sha256 != spec.sha256:
+                raise RuntimeError(
+                    f"the weights at {spec.source} changed since the task graph was built "
+                    f"(sha256 {model.identity.sha256[:12]}... != {spec.sha256[:12]}...)"
+                )
+            _cache[spec] = model
+        return model
+
+
+def register_model(model: LocationEncoder, spec: ModelSpec) -> None:
+    """Seed this process's cache with an already loaded model (saves a reload)."""
+    with _cache_lock:
+        _cache.setdefault(spec, model)
+
+
+_active_tasks = 0
+_saved_torch_threads = 0
+_policy_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_threaded_kernels():
+    """Run torch and Numba with one thread while any Dask task of ours is running.
+
+    torch's thread count is process-wide: the first task in saves it, the last one out
+    restores it. Numba's is per calling thread.
+    """
+    global _active_tasks, _saved_torch_threads
+    with _policy_lock:
+        if _active_tasks == 0:
+            _saved_torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _active_tasks += 1
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(numba_threads)
+        with _policy_lock:
+            _active_tasks -= 1
+            if _active_tasks == 0:
+                torch.set_num_threads(_saved_torch_threads)
+
+
+def to_lonlat(x: np.ndarray, y: np.ndarray, crs_wkt: str | None):
+    """Transform projected ``x, y`` (any shape) to lon/lat degrees; identity when no CRS."""
+    if crs_wkt is None:
+        return x, y
+    transformer = pyproj.Transformer.from_crs(crs_wkt, 4326, always_xy=True)
+    return transformer.transform(x, y)
+
+
+def embed_grid_block(y: np.ndarray, x: np.ndarray, *, spec: ModelSpec, batch_size: int | None,
+                     crs_wkt: str | None) -> np.ndarray:
+    """Embeddings of the grid ``y`` (ny,) x ``x`` (nx,) -> (ny, nx, embed_dim).
+
+    ``y``/``x`` are latitude/longitude, or projected coordinates in ``crs_wkt``.
+    """
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    return embed_points_block(yy, xx, spec=spec, batch_size=batch_size, crs_wkt=crs_wkt)
+
+
+def embed_points_block(lat: np.ndarray, lon: np.ndarray, *, spec: ModelSpec,
+                       batch_size: int | None, crs_wkt: str | None = None) -> np.ndarray:
+    """Embeddings of 2-D coordinate blocks ``lat``/``lon`` (ny, nx) -> (ny, nx, embed_dim)."""
+    model = cached_model(spec)
+    lon_deg, lat_deg = to_lonlat(np.asarray(lon, np.float64), np.asarray(lat, np.float64),
+                                 crs_wkt)
+    with single_threaded_kernels():
+        out = model.encode(lon_deg, lat_deg, batch_size=batch_size)
+    return out.reshape(*np.shape(lat), model.embed_dim)
