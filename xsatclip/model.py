@@ -112,6 +112,8 @@ class LocationEncoder:
         self.dtype = dtype
         self.device = resolve_device(device)
         self.zonal_scale = zonal_scale(config.convention)
+        # The Numba kernel on the CPU; on accelerators the torch recursion runs on the device.
+        self.basis_backend = "numba" if self.device.type == "cpu" else "torch"
         # Cast before loading so float64 weights never pass through float32.
         self.network = config.build_network().to(dtype=DTYPES[dtype])
         self.network.load_state_dict(state_dict)
@@ -144,7 +146,7 @@ class LocationEncoder:
     def basis(self, lon: np.ndarray, lat: np.ndarray) -> torch.Tensor:
         """Basis features of validated float64 points as a (N, L*L) tensor on the device."""
         torch_dtype = DTYPES[self.dtype]
-        if self.device.type != "cpu" and self.numerics == "exact":
+        if self.basis_backend == "torch" and self.numerics == "exact":
             lon_t = torch.from_numpy(lon).to(self.device)
             lat_t = torch.from_numpy(lat).to(self.device)
             return spherical_harmonics_torch(lon_t, lat_t, self.level, self.zonal_scale,
