@@ -9,7 +9,14 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .harmonics import NUMERICS, spherical_harmonics, validate_lonlat, zonal_scale
+from .harmonics import (
+    NUMERICS,
+    check_latitude,
+    check_longitude,
+    spherical_harmonics,
+    validate_lonlat,
+    zonal_scale,
+)
 from .harmonics_torch import spherical_harmonics_torch
 from .siren import SirenNet
 
@@ -173,3 +180,59 @@ class LocationEncoder:
                 features = self.basis(lon[start:stop], lat[start:stop])
                 out[start:stop] = self.network(features).cpu().numpy()
         return out
+
+    def encode_grid(self, lon, lat, *, batch_size: int | None = None) -> np.ndarray:
+        """Embeddings of the rectilinear grid ``lat`` (ny,) x ``lon`` (nx,): (ny, nx, embed_dim).
+
+        Separable evaluation. A harmonic is a Legendre part of the row times a trigonometric
+        part of the column, so the first layer folds per row,
+        ``W_0 Y(i, j) = sum_m (sum_l W_0[:, (l, m)] A_lm(lat_i)) T_m(lon_j)``, and costs
+        O(hidden x (2L - 1)) per point instead of O(hidden x L^2). The per-row basis comes from
+        the model's numerics and the fold is done in float64. Memory is bounded by
+        ``batch_size`` points (whole rows) at a time.
+        """
+        lon, lat = check_longitude(lon), check_latitude(lat)
+        if batch_size is None:
+            batch_size = default_batch_size(self.device, self.level, self.config.capacity)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        torch_dtype = DTYPES[self.dtype]
+        folded = torch.from_numpy(self._fold_first_layer(lat)).to(self.device, torch_dtype)
+        trig = torch.from_numpy(self._column_trig(lon)).to(self.device, torch_dtype)
+        bias = self.network.layers[0].bias
+        out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.dtype)
+        rows_per_batch = max(1, batch_size // max(lon.size, 1))
+        with torch.inference_mode():
+            for start in range(0, lat.size, rows_per_batch):
+                stop = start + rows_per_batch
+                pre = torch.matmul(trig, folded[start:stop]) + bias  # (rows, nx, hidden)
+                emb = self.network.head(pre.reshape(-1, pre.shape[-1]))
+                out[start:stop] = emb.reshape(-1, lon.size, self.embed_dim).cpu().numpy()
+        return out
+
+    def _fold_first_layer(self, lat: np.ndarray) -> np.ndarray:
+        """``R[i, k, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1), float64
+        (ny, 2L - 1, hidden)."""
+        L = self.level
+        # At lon = -180 (phi = 0) the m >= 0 columns hold exactly the Legendre parts.
+        rows = spherical_harmonics(np.full(lat.size, -180.0), lat, L,
+                                   convention=self.config.convention, numerics=self.numerics,
+                                   dtype=np.float64)
+        degree = np.repeat(np.arange(L), 2 * np.arange(L) + 1)
+        order = np.arange(L * L) - degree * degree - degree
+        legendre = rows[:, degree * degree + degree + np.abs(order)]
+        weight = self.network.layers[0].weight.detach().to("cpu", torch.float64).numpy()
+        folded = np.empty((lat.size, 2 * L - 1, weight.shape[0]))
+        for k, m in enumerate(range(-(L - 1), L)):
+            cols = order == m
+            folded[:, k] = legendre[:, cols] @ weight[:, cols].T
+        return folded
+
+    def _column_trig(self, lon: np.ndarray) -> np.ndarray:
+        """``T[j, k]`` = sin(|m| phi_j), 1, cos(m phi_j) for m = k - (L - 1) <, =, > 0
+        (nx, 2L - 1) float64; NaN rows for NaN longitudes."""
+        phi = np.radians(np.mod(lon + 180.0, 360.0))[:, None]
+        m = np.arange(-(self.level - 1), self.level)
+        trig = np.where(m < 0, np.sin(-m * phi), np.cos(m * phi))
+        trig[np.isnan(lon)] = np.nan
+        return trig

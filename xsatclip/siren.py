@@ -29,7 +29,10 @@ class SirenLayer(nn.Module):
         self.bias = nn.Parameter(torch.empty(dim_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = nn.functional.linear(x, self.weight, self.bias)
+        return self.activate(nn.functional.linear(x, self.weight, self.bias))
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """``sin(w0 * out)``, or ``out`` itself on a layer without activation."""
         if not self.activation:
             return out
         if out.requires_grad:
@@ -68,6 +71,14 @@ class SirenNet(nn.Module):
         self.last_layer = SirenLayer(dim_hidden, dim_out, w0=w0, is_first=False, activation=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+        first = self.layers[0]
+        return self.head(nn.functional.linear(x, first.weight, first.bias))
+
+    def head(self, first_preactivation: torch.Tensor) -> torch.Tensor:
+        """The network from the first layer's pre-activation ``W_0 x + b_0`` (N, dim_hidden)
+        on: lets callers compute ``W_0 x`` their own way (the separable grid path)."""
+        first = self.layers[0]
+        x = first.activate(first_preactivation)
+        for layer in self.layers[1:]:
             x = layer(x)
         return self.last_layer(x)

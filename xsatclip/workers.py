@@ -110,8 +110,13 @@ def embed_grid_block(y: np.ndarray, x: np.ndarray, *, spec: ModelSpec, batch_siz
                      crs_wkt: str | None) -> np.ndarray:
     """Embeddings of the grid ``y`` (ny,) x ``x`` (nx,) -> (ny, nx, embed_dim).
 
-    ``y``/``x`` are latitude/longitude, or projected coordinates in ``crs_wkt``.
+    ``y``/``x`` are latitude/longitude (evaluated separably, row by row), or projected
+    coordinates in ``crs_wkt`` (transformed, then evaluated point by point).
     """
+    if crs_wkt is None:
+        model = cached_model(spec)
+        with single_threaded_kernels():
+            return model.encode_grid(x, y, batch_size=batch_size)
     yy, xx = np.meshgrid(y, x, indexing="ij")
     return embed_points_block(yy, xx, spec=spec, batch_size=batch_size, crs_wkt=crs_wkt)
 
