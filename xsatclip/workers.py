@@ -68,34 +68,23 @@ def register_model(model: LocationEncoder, spec: ModelSpec) -> None:
         _cache.setdefault(spec, model)
 
 
-_active_tasks = 0
-_saved_torch_threads = 0
-_policy_lock = threading.Lock()
-
-
 @contextlib.contextmanager
 def single_threaded_kernels():
-    """Run torch and Numba with one thread while any Dask task of ours is running.
+    """Run torch and Numba with one thread in the calling thread (a Dask task), then restore.
 
-    torch's thread count is process-wide: the first task in saves it, the last one out
-    restores it. Numba's is per calling thread.
+    Both counts are per OS thread (torch's comes from OpenMP). Numba's threading layer is
+    started first: its start-up sets the OpenMP thread count of the thread that triggers it,
+    which would undo torch's setting.
     """
-    global _active_tasks, _saved_torch_threads
-    with _policy_lock:
-        if _active_tasks == 0:
-            _saved_torch_threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _active_tasks += 1
-    numba_threads = numba.get_num_threads()
+    numba_threads = numba.get_num_threads()  # also starts Numba's threading layer
+    torch_threads = torch.get_num_threads()
     numba.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
+        torch.set_num_threads(torch_threads)
         numba.set_num_threads(numba_threads)
-        with _policy_lock:
-            _active_tasks -= 1
-            if _active_tasks == 0:
-                torch.set_num_threads(_saved_torch_threads)
 
 
 def to_lonlat(x: np.ndarray, y: np.ndarray, crs_wkt: str | None):
