@@ -4,6 +4,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: env test bench cube lint
 
+# Until bundled default models ship, the main job uses the golden fixtures' real tiny
+# checkpoint, which is on disk: it runs offline.
+MODEL ?= ../shared/golden/satclip-tiny-l40.ckpt
+CUBE ?= cube.zarr
+
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=25.1"
@@ -18,6 +23,10 @@ test: env
 
 lint: env
 	$(VENV)/bin/ruff check xsatclip tests benchmarks examples tools
+
+cube: env
+	$(VENV)/bin/xsatclip precompute $(CUBE) --resolution 10 --model $(MODEL)
+	$(VENV)/bin/xsatclip info $(CUBE)
 
 bench: env
 	$(PY) benchmarks/run.py

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import accessor  # noqa: F401  (registers .satclip)
 from .checkpoints import load_model, save_model
+from .cube import open_cube, precompute
 from .harmonics import spherical_harmonics
 from .model import LocationEncoder, ModelConfig
 from .spatial import grid
@@ -19,6 +20,8 @@ __all__ = [
     "__version__",
     "grid",
     "load_model",
+    "open_cube",
+    "precompute",
     "save_model",
     "spherical_harmonics",
 ]

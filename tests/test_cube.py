@@ -1,0 +1,299 @@
+"""Embedding cubes in Zarr: crash-safe resume, locking, mismatches, dtypes, distributed."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+import dask
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+import zarr
+
+import xsatclip
+from xsatclip import cube
+from xsatclip.embedding import embed
+from xsatclip.errors import StoreError
+
+RES, CHUNKS = 10.0, 3  # 18 x 36 cells in 6 x 12 = 72 chunks: many small tasks
+TOTAL = 72
+N30 = 8  # chunks of the 30 degree cubes (6 x 12 cells)
+ATOL32 = 1e-5  # float32 vs float32 across batch shapes (GEMM blocking)
+
+
+@pytest.fixture(scope="module")
+def l10_path(golden_dir) -> str:
+    return str(golden_dir / "satclip-tiny-l10.ckpt")
+
+
+def _run(store, model, **kwargs) -> str:
+    options = {"resolution": RES, "model": model, "chunks": CHUNKS, "progress": False, **kwargs}
+    with dask.config.set(num_workers=2):
+        return cube.precompute(store, **options)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, l10_path):
+    """An uninterrupted float32 run: what every other run of the same arguments must equal."""
+    store = tmp_path_factory.mktemp("cubes") / "reference.zarr"
+    _run(store, l10_path)
+    return store
+
+
+def _attrs(store) -> dict:
+    group = zarr.open_group(str(store), mode="r")
+    attrs = {name: dict(array.attrs) for name, array in group.arrays()}
+    attrs[""] = dict(group.attrs)
+    return attrs
+
+
+def _contents(store) -> tuple[dict, dict]:
+    """Every array (markers included) and every attribute dict of a cube."""
+    group = zarr.open_group(str(store), mode="r")
+    arrays = {name: np.asarray(array[...]) for name, array in group.arrays()}
+    arrays["done"] = np.asarray(group[cube.DONE_PATH][...])
+    return arrays, _attrs(store)
+
+
+def _assert_same_cube(store, other, ignore=("created",)) -> None:
+    arrays, attrs = _contents(store)
+    arrays_other, attrs_other = _contents(other)
+    assert arrays.keys() == arrays_other.keys()
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], arrays_other[name], err_msg=name)
+    for key in ignore:
+        attrs[""].pop(key), attrs_other[""].pop(key)
+    assert attrs == attrs_other
+
+
+def _files(store) -> dict:
+    return {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
+
+
+def test_store_layout_metadata_and_values(reference, l10_path):
+    ds = xr.open_zarr(reference)
+    assert ds.rio.crs.to_epsg() == 4326
+    assert zarr.open_group(str(reference), mode="r").metadata.consolidated_metadata is not None
+    emb = ds[cube.VARIABLE]
+    assert emb.dims == ("lat", "lon", "embedding") and emb.dtype == np.float32
+    assert emb.chunks == ((3,) * 6, (3,) * 12, (256,))
+    assert ds.lat.attrs["units"] == "degrees_north" and ds.lon.attrs["units"] == "degrees_east"
+    np.testing.assert_array_equal(ds.embedding, np.arange(256))
+    model = xsatclip.load_model(l10_path, device="cpu")
+    for attrs in (ds.attrs, emb.attrs):
+        assert attrs["model_sha256"] == model.identity.sha256
+        assert attrs["model_level"] == 10 and attrs["model_numerics"] == "exact"
+        assert attrs["xsatclip_version"] == xsatclip.__version__
+    assert ds.attrs["xsatclip_grid"].startswith("resolution=10 ")
+    assert ds.attrs["xsatclip_dtype"] == "float32" and ds.attrs["created"]
+    direct = embed(xsatclip.grid(RES), model=model, chunks=CHUNKS)
+    np.testing.assert_allclose(emb.values, direct.values, rtol=0, atol=ATOL32)
+    info = cube.info(reference)
+    assert (info["chunks_done"], info["chunks_total"], info["chunks_clipped"]) == (TOTAL, TOTAL, 0)
+
+
+KILLABLE_RUN = f"""
+import sys, dask
+from xsatclip import cube
+with dask.config.set(num_workers=1):
+    cube.precompute(sys.argv[1], resolution={RES}, model=sys.argv[2], chunks={CHUNKS},
+                    progress=False)
+"""
+
+
+def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_path, reference):
+    store = tmp_path / "killed.zarr"
+    markers = store / "_xsatclip" / "done" / "c"
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(store), l10_path])
+    try:
+        deadline = time.monotonic() + 120
+        while sum(1 for _ in markers.glob("*/*")) < 5:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no chunk was written in 120 s"
+            time.sleep(0.01)
+        # A concurrent run on the same store fails at once, naming the store.
+        with pytest.raises(StoreError, match=rf"{store}.*locked.*pid {proc.pid}"):
+            _run(store, l10_path)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = cube.info(store)["chunks_done"]
+    assert 5 <= done < TOTAL, "the kill came after the run had finished"
+    assert (tmp_path / "killed.zarr.lock").exists()  # left behind, but no longer locked
+    # A chunk cut off mid-write: half its data, no marker (what a kill -9 can leave).
+    (markers / "0" / "0").unlink()
+    chunk = store / cube.VARIABLE / "c" / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    attrs_before = _attrs(store)
+
+    _run(store, l10_path)
+
+    assert not (tmp_path / "killed.zarr.lock").exists()
+    assert _attrs(store) == attrs_before  # metadata of the first run, "created" included
+    _assert_same_cube(store, reference)
+
+
+def test_finished_store_rerun_computes_nothing(reference, l10_path, caplog):
+    before = _files(reference)
+    with caplog.at_level(logging.INFO, logger="xsatclip.cube"):
+        _run(reference, l10_path)
+    assert f"0 of {TOTAL} chunks to compute" in caplog.text
+    assert _files(reference) == before
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"model": "l40"}, r"model: the store has satclip-tiny-l10 .* requested satclip-tiny-l40"),
+    ({"resolution": 5.0}, r"grid .*lat: the store has 18 values"),
+    ({"dtype": "int8"}, r"dtype: the store has 'float32', requested 'int8'"),
+    ({"chunks": 4}, r"chunks: the store has \(3, 3\), requested \(4, 4\)"),
+    ({"numerics": "reference"}, r"numerics: the store has 'exact'"),
+], ids=["model", "grid", "dtype", "chunks", "numerics"])
+def test_a_different_cube_is_refused(reference, l10_path, golden_dir, change, named):
+    if change.get("model") == "l40":
+        change = {"model": str(golden_dir / "satclip-tiny-l40.ckpt")}
+    change = {"model": l10_path, **change}
+    before = _files(reference)
+    with pytest.raises(StoreError, match=rf"{reference} holds a different cube: {named}"):
+        _run(reference, **change)
+    assert _files(reference) == before
+
+
+def test_overwrite_and_no_resume(tmp_path, l10_path, golden_dir, caplog):
+    store = tmp_path / "o.zarr"
+    _run(store, l10_path, resolution=30.0)
+    l40 = str(golden_dir / "satclip-tiny-l40.ckpt")
+    _run(store, l40, resolution=30.0, dtype="int8", overwrite=True)
+    info = cube.info(store)
+    assert info["dtype"] == "int8" and info["model"]["level"] == 40
+    assert info["chunks_done"] == info["chunks_total"] == N30
+    with caplog.at_level(logging.INFO, logger="xsatclip.cube"):
+        _run(store, l40, resolution=30.0, dtype="int8", resume=False)
+    assert f"{N30} of {N30} chunks to compute" in caplog.text
+
+
+def test_foreign_and_half_created_stores(tmp_path, l10_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match=r"is not an xsatclip cube.*overwrite"):
+        _run(foreign, l10_path, resolution=30.0)
+    assert (foreign / "notes.txt").exists()
+    # Killed before the consolidated metadata (the last step of creation): created again.
+    store = tmp_path / "half.zarr"
+    _run(store, l10_path, resolution=30.0)
+    root = json.loads((store / "zarr.json").read_text())
+    del root["consolidated_metadata"]
+    (store / "zarr.json").write_text(json.dumps(root))
+    _run(store, l10_path, resolution=30.0)
+    assert cube.info(store)["chunks_done"] == N30
+
+
+def test_a_held_lock_fails_fast_and_a_dead_one_is_taken_over(tmp_path, l10_path):
+    store = tmp_path / "locked.zarr"
+    lock = tmp_path / "locked.zarr.lock"
+    with open(lock, "w") as holder:
+        holder.write("pid 4242 on elsewhere")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=rf"store {store} is locked .*pid 4242"):
+            _run(store, l10_path, resolution=30.0)
+        assert time.monotonic() - started < 10
+    assert not store.exists()
+    lock.write_text("pid 999999999 on a machine that crashed")  # no flock: a dead holder
+    _run(store, l10_path, resolution=30.0)
+    assert not lock.exists() and cube.info(store)["chunks_done"] == N30
+
+
+def test_float16_and_int8_stay_within_their_bounds(tmp_path, l10_path, reference):
+    exact = xr.open_zarr(reference)[cube.VARIABLE].values.astype(np.float64)
+    half = tmp_path / "f16.zarr"
+    _run(half, l10_path, dtype="float16", chunks=6)
+    f16 = xr.open_zarr(half)[cube.VARIABLE]
+    assert f16.dtype == np.float16
+    err16 = np.abs(f16.values - exact)
+    assert np.all(err16 <= 2.0**-11 * np.abs(exact) + 2.0**-25 + ATOL32)
+
+    quarter = tmp_path / "i8.zarr"
+    _run(quarter, l10_path, dtype="int8", chunks=6)
+    info = cube.info(quarter)
+    scale = info["scale_factor"]
+    assert info["chunks_clipped"] == 0
+    assert scale == pytest.approx(cube.int8_scale(xsatclip.load_model(l10_path, device="cpu")))
+    codes = zarr.open_array(str(quarter), path=cube.VARIABLE, mode="r")[...]
+    assert codes.dtype == np.int8 and codes.min() >= -127
+    decoded = cube.open_cube(quarter)[cube.VARIABLE]
+    assert decoded.dtype == np.float32
+    err8 = np.abs(decoded.values - exact)
+    assert np.all(err8 <= scale / 2 + ATOL32)
+    assert err8.max() > scale / 8  # the bound is tight, not vacuous
+    cf = xr.open_zarr(quarter)[cube.VARIABLE].values  # xarray's own CF decoding
+    np.testing.assert_allclose(cf, decoded.values, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(cube.dequantize(np.array([-128, 0, 127], np.int8), 0.5),
+                                  np.array([np.nan, 0, 63.5], np.float32))
+
+
+def test_saturation_is_flagged():
+    block = np.array([[[0.04, -0.04, 30.0]]], np.float32)
+    codes, clipped = cube._Codec("int8", 0.1).encode(block)
+    assert clipped and codes.tolist() == [[[0, 0, 127]]]
+    assert not cube._Codec("int8", 0.1).encode(block[..., :2])[1]
+    assert cube._Codec("float16").encode(np.array([1e6], np.float32))[1]
+
+
+def test_sample_nearest_linear_and_extent(tmp_path, reference, l10_path):
+    values = xr.open_zarr(reference)[cube.VARIABLE].values  # lat 85 .. -85, lon -175 .. 175
+    lon = np.array([0.1, 179.9, -179.9 + 360, -175.0, 5.0])
+    lat = np.array([0.2, -89.0, 44.0, 85.0, 81.0])
+    nearest = cube.sample(reference, lon, lat)
+    expected = values[[8, 17, 4, 0, 0], [18, 35, 0, 0, 18]]
+    np.testing.assert_array_equal(nearest, expected)
+    linear = cube.sample(reference, [-175.0, 180.0, 0.0], [85.0, 85.0, 90.0], method="linear")
+    np.testing.assert_array_equal(linear[0], values[0, 0])  # a cell centre
+    np.testing.assert_allclose(linear[1], (values[0, 0] + values[0, 35]) / 2, atol=1e-6)
+    np.testing.assert_allclose(linear[2], (values[0, 17] + values[0, 18]) / 2, atol=1e-6)
+    regional = tmp_path / "regional.zarr"
+    _run(regional, l10_path, bbox=(0, 0, 30, 30))
+    with pytest.raises(ValueError, match=r"1 point.* outside the cube's lon extent 0 \.\. 30"):
+        cube.sample(regional, [10.0, 31.0], [10.0, 10.0])
+    np.testing.assert_array_equal(cube.sample(regional, [29.9], [0.1], method="linear"),
+                                  cube.sample(regional, [25.0], [5.0]))
+
+
+def test_fsspec_url_store(l10_path):
+    pytest.importorskip("fsspec")
+    url = "memory://xsatclip-tests/cube.zarr"
+    _run(url, l10_path, resolution=30.0, overwrite=True)
+    assert cube.info(url)["chunks_done"] == N30
+    model = xsatclip.load_model(l10_path, device="cpu")
+    direct = embed(xsatclip.grid(30.0), model=model, chunks=CHUNKS).values
+    np.testing.assert_allclose(xr.open_zarr(url)[cube.VARIABLE].values, direct, atol=ATOL32)
+
+
+def test_distributed_run_equals_local_run(tmp_path, l10_path):
+    distributed = pytest.importorskip("distributed")
+    from xsatclip import cli
+
+    small = {"resolution": 30.0}  # 8 chunks: the cluster's start-up dominates
+    local = tmp_path / "local.zarr"
+    _run(local, l10_path, **small)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            _run(tmp_path / "client.zarr", l10_path, scheduler=client, **small)
+        status = cli.main(["precompute", str(tmp_path / "address.zarr"), "--resolution", "30",
+                           "--model", l10_path, "--chunks", str(CHUNKS), "--quiet",
+                           "--scheduler", cluster.scheduler_address])
+    assert status == 0
+    _assert_same_cube(tmp_path / "client.zarr", local)
+    _assert_same_cube(tmp_path / "address.zarr", local)
