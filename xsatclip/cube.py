@@ -20,7 +20,7 @@ embedding dimension. A map read (one channel or all, over a region) touches few,
 objects: a global 0.1 degree cube is 15 x 29 = 435 chunks. A point lookup reads exactly one
 chunk, since all of a location's channels sit in the same chunk; splitting the embedding
 dimension would multiply the reads of every lookup. 128 x 128 x 256 is 16 MiB as float32,
-8 MiB as float16 and 4 MiB as int8 (before zstd, which gains little on embeddings): large
+8 MiB as float16 and 4 MiB as int8 (stored uncompressed: zstd gains ~8% on embeddings): large
 enough for object stores, small enough that a lookup does not fetch 64 MiB, and the unit
 of work of ``precompute`` (one task computes and writes one chunk). Zarr sharding would let a
 lookup read a sub-chunk, but a partially written shard must be read back before it is
@@ -233,7 +233,9 @@ class _Codec:
         return codes.astype(np.int8), clipped
 
     def encoding(self, chunks: tuple[int, ...]) -> dict:
-        enc = {"chunks": chunks, "dtype": self.dtype}
+        # Uncompressed: zstd shrinks float32 embeddings by only ~8% and costs about a quarter
+        # of the compute time at ~400 MB/s.
+        enc = {"chunks": chunks, "dtype": self.dtype, "compressors": None}
         if self.dtype == "int8":
             enc.update(scale_factor=np.float32(self.scale), _FillValue=np.int8(INT8_FILL),
                        fill_value=np.int8(INT8_FILL))
