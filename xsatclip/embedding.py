@@ -8,6 +8,7 @@ import xarray as xr
 
 from .checkpoints import load_model
 from .errors import InvalidCoordinatesError, ModelNotFoundError
+from .harmonics import check_latitude
 from .model import LocationEncoder
 from .registry import default_model
 from .spatial import SpatialCoords, find_spatial_coords
@@ -63,16 +64,13 @@ def _coordinate(obj, name: str, dims, chunks: dict[str, int]) -> da.Array:
 
 
 def _check_latitudes(obj, spatial: SpatialCoords) -> None:
-    """Fail before computing on geographic latitudes outside [-90, 90]."""
+    """Fail before computing on geographic latitudes outside [-90, 90], naming the coord."""
     if spatial.kind == "projected":
         return
-    lat = np.asarray(obj.coords[spatial.y].values, dtype=np.float64)
-    bad = np.abs(lat) > 90
-    if bad.any():
-        raise InvalidCoordinatesError(
-            f"coordinate {spatial.y!r}: {int(bad.sum())} latitude value(s) outside [-90, 90] "
-            f"degrees (found range {lat[bad].min():g} .. {lat[bad].max():g})"
-        )
+    try:
+        check_latitude(obj.coords[spatial.y].values)
+    except InvalidCoordinatesError as exc:
+        raise InvalidCoordinatesError(f"coordinate {spatial.y!r}: {exc}") from None
 
 
 def embed(obj: xr.Dataset | xr.DataArray, level: int | None = None, model=None, *,
