@@ -94,7 +94,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .embedding import embed, resolve_model
+from .embedding import embed, requested_chunks, resolve_model
 from .errors import MissingDependencyError, StoreError
 from .model import LocationEncoder
 from .spatial import find_spatial_coords, grid
@@ -292,30 +292,9 @@ def _grid_definition(template: xr.Dataset, spatial) -> str:
 
 def _chunk_sizes(template, spatial, chunks, stored: dict | None) -> tuple[dict, bool]:
     """Spatial chunk sizes, and whether the caller (or the template) chose them."""
-    dims = spatial.dims
-    if chunks is None:
-        existing = template.chunksizes
-        preferred = template.encoding.get("preferred_chunks", {})
-        chosen = {d: existing[d][0] if d in existing else preferred.get(d) for d in dims}
-        chosen = {d: c for d, c in chosen.items() if c}
-    elif isinstance(chunks, int):
-        chosen = dict.fromkeys(dims, chunks)
-    elif isinstance(chunks, (tuple, list)):
-        if len(chunks) != 2:
-            raise ValueError(f"chunks must be an int or two ints {dims}, got {chunks!r}")
-        chosen = dict(zip(dims, chunks, strict=True))
-    else:
-        chosen = dict(chunks)
-        unknown = set(chosen) - set(dims)
-        if unknown:
-            raise ValueError(f"chunks names {sorted(unknown)}, not spatial dims {dims}")
-    for d, c in chosen.items():
-        if int(c) < 1:
-            raise ValueError(f"chunk sizes must be positive, got {d}={c}")
-    sizes = {}
-    for d in dims:
-        size = chosen.get(d) or (stored or {}).get(d) or DEFAULT_CHUNK
-        sizes[d] = min(int(size), template.sizes[d])
+    chosen = requested_chunks(template, spatial.dims, chunks)
+    sizes = {d: min(chosen.get(d) or (stored or {}).get(d) or DEFAULT_CHUNK, template.sizes[d])
+             for d in spatial.dims}
     return sizes, bool(chosen)
 
 

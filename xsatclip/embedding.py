@@ -43,19 +43,30 @@ def resolve_model(level: int | None, model, *, numerics: str | None, dtype: str,
     return model
 
 
-def _chunk_sizes(obj, spatial: SpatialCoords, chunks) -> dict[str, int]:
-    """Chunk size per spatial dim: ``chunks=``, else the input's chunks, else defaults."""
+def requested_chunks(obj, dims: tuple[str, str], chunks) -> dict[str, int]:
+    """Spatial chunk sizes asked for: ``chunks`` (an int, two ints in ``dims`` order, or
+    ``{dim: int}``), else ``obj``'s Dask chunks, else its ``encoding["preferred_chunks"]``.
+    Dims with no request are left out."""
     if chunks is None:
         existing = obj.chunksizes
         preferred = obj.encoding.get("preferred_chunks", {})
-        chunks = {dim: existing[dim][0] if dim in existing else preferred.get(dim)
-                  for dim in spatial.dims}
+        chosen = {d: existing[d][0] if d in existing else preferred.get(d) for d in dims}
+        chosen = {d: c for d, c in chosen.items() if c}
     elif isinstance(chunks, int):
-        chunks = dict.fromkeys(spatial.dims, chunks)
-    unknown = set(chunks) - set(spatial.dims)
-    if unknown:
-        raise ValueError(f"chunks names {sorted(unknown)}, not spatial dims {spatial.dims}")
-    return {dim: int(chunks.get(dim) or DEFAULT_CHUNK) for dim in spatial.dims}
+        chosen = dict.fromkeys(dims, chunks)
+    elif isinstance(chunks, (tuple, list)):
+        if len(chunks) != 2:
+            raise ValueError(f"chunks must be an int or two ints {dims}, got {chunks!r}")
+        chosen = dict(zip(dims, chunks, strict=True))
+    else:
+        chosen = dict(chunks)
+        unknown = set(chosen) - set(dims)
+        if unknown:
+            raise ValueError(f"chunks names {sorted(unknown)}, not spatial dims {dims}")
+    for d, c in chosen.items():
+        if int(c) < 1:
+            raise ValueError(f"chunk sizes must be positive, got {d}={c}")
+    return {d: int(c) for d, c in chosen.items()}
 
 
 def _coordinate(obj, name: str, dims, chunks: dict[str, int]) -> da.Array:
@@ -86,7 +97,8 @@ def embed(obj: xr.Dataset | xr.DataArray, level: int | None = None, model=None, 
     encoder = resolve_model(level, model, numerics=numerics, dtype=dtype, device=device)
     spec = ModelSpec.of(encoder, device)
     register_model(encoder, spec)
-    sizes = _chunk_sizes(obj, spatial, chunks)
+    requested = requested_chunks(obj, spatial.dims, chunks)
+    sizes = {dim: requested.get(dim, DEFAULT_CHUNK) for dim in spatial.dims}
     dim_e = encoder.embed_dim
     crs_wkt = spatial.crs.to_wkt() if spatial.kind == "projected" else None
     common = dict(spec=spec, batch_size=batch_size, dtype=np.dtype(dtype),
