@@ -588,10 +588,8 @@ def precompute(store, *, resolution: float | None = None, template=None,
         stored_chunks = (dict(zip(spatial.dims, group[VARIABLE].chunks[:2], strict=True))
                          if keep and VARIABLE in group else None)
         sizes, chosen = _chunk_sizes(template, spatial, chunks, stored_chunks)
-        with warnings.catch_warnings():  # many chunks: dask's "increasing chunks" note
-            warnings.simplefilter("ignore", da.PerformanceWarning)
-            emb = embed(template, model=encoder, device=device, batch_size=batch_size,
-                        chunks=sizes)
+        emb = embed(template, model=encoder, device=device, batch_size=batch_size,
+                    chunks=sizes)
         if keep:
             diffs = _differences(group, emb, encoder, dtype, sizes, chosen)
             if diffs:

@@ -101,8 +101,11 @@ def embed(obj: xr.Dataset | xr.DataArray, level: int | None = None, model=None, 
     sizes = {dim: requested.get(dim, DEFAULT_CHUNK) for dim in spatial.dims}
     dim_e = encoder.embed_dim
     crs_wkt = spatial.crs.to_wkt() if spatial.kind == "projected" else None
+    # The coordinate inputs share no index, or were chunked alike (curvilinear): nothing to
+    # align, and aligning would warn that the 2-D output has many more chunks than they do.
     common = dict(spec=spec, batch_size=batch_size, dtype=np.dtype(dtype),
-                  new_axes={"e": dim_e}, meta=np.empty((0, 0, 0), dtype=dtype))
+                  new_axes={"e": dim_e}, meta=np.empty((0, 0, 0), dtype=dtype),
+                  align_arrays=False)
     if spatial.kind == "curvilinear":
         lat = _coordinate(obj, spatial.y, spatial.dims, sizes)
         lon = _coordinate(obj, spatial.x, spatial.dims, sizes)
