@@ -111,15 +111,24 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dic
 
 def save_model(model: LocationEncoder, directory: str | os.PathLike) -> Path:
     """Write ``model`` in xsatclip's format: ``directory/model.safetensors`` + ``config.json``."""
+    return write_model_directory(model.config, model.network.state_dict(), directory)
+
+
+def write_model_directory(config: ModelConfig, weights: Mapping[str, torch.Tensor],
+                          directory: str | os.PathLike) -> Path:
+    """Write SIREN ``weights`` of ``config`` as a model directory; each file is replaced
+    atomically, so a crash leaves the old file or the new one, never a torn one."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    save_file(weights, directory / WEIGHTS_FILE)
-    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-              **dataclasses.asdict(model.config)}
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    save_file(tensors, directory / (WEIGHTS_FILE + ".tmp"))
+    os.replace(directory / (WEIGHTS_FILE + ".tmp"), directory / WEIGHTS_FILE)
+    text = json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                       **dataclasses.asdict(config)}, indent=2) + "\n"
+    (directory / (CONFIG_FILE + ".tmp")).write_text(text)
+    os.replace(directory / (CONFIG_FILE + ".tmp"), directory / CONFIG_FILE)
     return directory
 
 
