@@ -17,7 +17,7 @@ class PatchEncoder(nn.Module):
     """A small CNN: image patches (N, bands, P, P) -> embeddings (N, embed_dim).
 
     Three 3x3 conv blocks (width, 2 width, 4 width channels; batch norm, ReLU, 2x2 max pool
-    after the first two), global average pooling and a linear projection. Inputs are
+    after the first two, rounding up so any patch size works), global average pooling and a linear projection. Inputs are
     standardised per band with ``band_mean``/``band_std`` (buffers, saved with the weights).
     """
 
@@ -29,7 +29,7 @@ class PatchEncoder(nn.Module):
         def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
             layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
                       nn.ReLU(inplace=True)]
-            return [*layers, nn.MaxPool2d(2)] if pool else layers
+            return [*layers, nn.MaxPool2d(2, ceil_mode=True)] if pool else layers
 
         self.features = nn.Sequential(
             *block(bands, width, pool=True),
