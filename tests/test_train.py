@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pyproj
 import pytest
-import rioxarray  # noqa: F401
+import rioxarray
 import torch
 import xarray as xr
 

@@ -17,8 +17,9 @@ class PatchEncoder(nn.Module):
     """A small CNN: image patches (N, bands, P, P) -> embeddings (N, embed_dim).
 
     Three 3x3 conv blocks (width, 2 width, 4 width channels; batch norm, ReLU, 2x2 max pool
-    after the first two, rounding up so any patch size works), global average pooling and a linear projection. Inputs are
-    standardised per band with ``band_mean``/``band_std`` (buffers, saved with the weights).
+    after the first two, rounding up so any patch size works), global average pooling and a
+    linear projection. Inputs are standardised per band with ``band_mean``/``band_std``
+    (buffers, saved with the weights).
     """
 
     def __init__(self, bands: int, embed_dim: int = 256, width: int = 32) -> None:
