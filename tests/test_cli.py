@@ -91,6 +91,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
     np.testing.assert_allclose(table.iloc[:, 2:].to_numpy(),
                                model.encode(table.lon, table.lat), rtol=0, atol=1e-5)
 
+    assert "bluemarble-l40  (level 40)" in results["models"][1]
     assert "satclip-vit16-l40" in results["models"][1]
     assert "microsoft/SatCLIP-ViT16-L40" in results["models"][1]
 
@@ -147,7 +148,8 @@ def test_errors_are_one_line(small_cube, l10_path, points, tmp_path, capsys):
           "--dtype", "float16", "--quiet"], "dtype: the store has 'float32'"),
         (["precompute", str(tmp_path / "c.zarr"), "--resolution", "7", "--model", l10_path,
           "--quiet"], "not a multiple of the resolution"),
-        (["embed-points", "--points", str(points)], "no bundled default model"),
+        (["embed-points", "--points", str(points), "--level", "12"],
+         "bundles default models for levels [10, 40]"),
     ]
     for argv, fragment in cases:
         assert cli.main(argv) == 1, argv

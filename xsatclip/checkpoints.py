@@ -17,7 +17,7 @@ import torch
 
 from .errors import CheckpointError, MissingDependencyError, ModelNotFoundError
 from .model import LocationEncoder, ModelConfig
-from .registry import PUBLISHED_MODELS, hub_filename
+from .registry import BUNDLED_MODELS, PUBLISHED_MODELS, bundled_model_directory, hub_filename
 
 LIGHTNING_PREFIX = "model.location.nnet."
 WEIGHTS_FILE = "model.safetensors"
@@ -187,12 +187,15 @@ def download_from_hub(repo_id: str, filename: str) -> Path:
 def read_any(source: str | os.PathLike) -> tuple[ModelConfig, dict, str, str]:
     """Resolve ``source`` to ``(config, weights, source, name)``.
 
-    ``source`` is a registry name, a local model directory or Lightning checkpoint, or a
-    Hugging Face repo id (``owner/name`` or ``hf://owner/name``).
+    ``source`` is a bundled or published model name, a local model directory or Lightning
+    checkpoint, or a Hugging Face repo id (``owner/name`` or ``hf://owner/name``). A bundled
+    model's source is its name, so provenance attrs do not depend on the install path.
     """
     text = os.fspath(source)
     if text.startswith("hf://"):  # how identities record Hub sources
         text = text[len("hf://"):]
+    if text in BUNDLED_MODELS:
+        return (*read_xsatclip_directory(bundled_model_directory(text)), text, text)
     if text in PUBLISHED_MODELS:
         repo_id = PUBLISHED_MODELS[text]
         path = download_from_hub(repo_id, hub_filename(repo_id))
@@ -206,7 +209,8 @@ def read_any(source: str | os.PathLike) -> tuple[ModelConfig, dict, str, str]:
         path = download_from_hub(text, hub_filename(text))
         return (*read_lightning_checkpoint(path), f"hf://{text}", text)
     raise ModelNotFoundError(
-        f"model {text!r} is neither a known name ({', '.join(sorted(PUBLISHED_MODELS))}), "
+        f"model {text!r} is neither a known name "
+        f"({', '.join([*BUNDLED_MODELS, *sorted(PUBLISHED_MODELS)])}), "
         f"a local file or directory, nor a Hugging Face repo id 'owner/name'"
     )
 
@@ -222,7 +226,8 @@ def load_model(
 
     Parameters
     ----------
-    source : registry name (``"satclip-vit16-l40"``), Hub repo id
+    source : bundled model name (``"bluemarble-l40"``, offline), published model name
+        (``"satclip-vit16-l40"``), Hub repo id
         (``"microsoft/SatCLIP-ViT16-L40"``), Lightning ``.ckpt`` file, or a directory written
         by :func:`save_model`.
     numerics : {"exact", "reference"}, default "exact"

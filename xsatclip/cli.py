@@ -203,17 +203,13 @@ def cmd_embed_points(args) -> int:
 def cmd_models(args) -> int:
     from .registry import DEFAULT_MODELS, PUBLISHED_MODELS
 
+    print("Bundled models (offline; the default of their level when only --level is given):")
+    for level, name in sorted(DEFAULT_MODELS.items()):
+        print(f"  {name}  (level {level})")
     print("Published SatCLIP models (Hugging Face Hub; pass the name or the id as --model):")
     width = max(map(len, PUBLISHED_MODELS))
     for name, repo_id in sorted(PUBLISHED_MODELS.items()):
         print(f"  {name:<{width}}  {repo_id}")
-    if DEFAULT_MODELS:
-        print("Bundled default models (used when only --level is given):")
-        for level, source in sorted(DEFAULT_MODELS.items()):
-            print(f"  level {level}: {source}")
-    else:
-        print("No bundled default models: give --model (a name above, a Hub id, a .ckpt "
-              "file or a saved model directory).")
     return 0
 
 

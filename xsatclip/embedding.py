@@ -10,7 +10,7 @@ from .checkpoints import load_model
 from .errors import InvalidCoordinatesError, ModelNotFoundError
 from .harmonics import check_latitude
 from .model import LocationEncoder
-from .registry import default_model
+from .registry import DEFAULT_MODELS, default_model
 from .spatial import SpatialCoords, find_spatial_coords
 from .workers import ModelSpec, embed_grid_block, embed_points_block, register_model
 
@@ -27,9 +27,10 @@ def resolve_model(level: int | None, model, *, numerics: str | None, dtype: str,
         model = default_model(level)
         if model is None:
             raise ModelNotFoundError(
-                f"xsatclip has no bundled default model for level={level} yet; pass "
-                "model=... (a .ckpt file, a Hub id such as 'microsoft/SatCLIP-ViT16-L40', a "
-                "name such as 'satclip-vit16-l40', or a loaded model)"
+                f"xsatclip bundles default models for levels {sorted(DEFAULT_MODELS)}, not "
+                f"level={level}; pass model=... (a .ckpt file, a Hub id such as "
+                "'microsoft/SatCLIP-ViT16-L40', a name such as 'satclip-vit16-l40', or a "
+                "loaded model)"
             )
     if isinstance(model, LocationEncoder):
         if numerics not in (None, model.numerics) or dtype != model.dtype:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 # The SatCLIP checkpoints published by Microsoft on the Hugging Face Hub.
 PUBLISHED_MODELS = {
     f"satclip-{backbone.lower()}-l{level}": f"microsoft/SatCLIP-{backbone}-L{level}"
@@ -9,15 +12,24 @@ PUBLISHED_MODELS = {
     for level in (10, 40)
 }
 
+# Models shipped inside the package (xsatclip/data/models/NAME): they work offline. Trained by
+# tools/train_bluemarble.py on NASA Blue Marble NG + ETOPO1 relief; see each MODEL_CARD.md.
+BUNDLED_MODELS = ("bluemarble-l10", "bluemarble-l40")
+
+# The bundled model ``embed(level=L)`` uses when no model is given.
+DEFAULT_MODELS = {10: "bluemarble-l10", 40: "bluemarble-l40"}
+
 
 def hub_filename(repo_id: str) -> str:
     """Checkpoint file name inside a SatCLIP Hub repo (``satclip-vit16-l40.ckpt``)."""
     return repo_id.split("/", 1)[1].lower() + ".ckpt"
 
-# Bundled models that work offline, by level (none ship yet).
-DEFAULT_MODELS: dict[int, str] = {}
+
+def bundled_model_directory(name: str) -> Path:
+    """Directory of the bundled model ``name`` inside the installed package."""
+    return Path(str(resources.files("xsatclip") / "data" / "models" / name))
 
 
 def default_model(level: int) -> str | None:
-    """Source of the bundled default model of ``level``, or None."""
+    """Name of the bundled default model of ``level``, or None."""
     return DEFAULT_MODELS.get(level)
