@@ -162,3 +162,25 @@ def test_a_checkpoint_is_never_silently_replaced(tmp_path):
         train(image, tmp_path / "m", dataclasses.replace(TINY, learning_rate=1e-2),
               progress=False)
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+
+
+def test_cli_trains_on_a_geotiff_and_the_model_embeds_points(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "bands.tif"
+    lonlat_raster().rio.set_spatial_dims(x_dim="lon", y_dim="lat").rio.to_raster(path)
+    out = tmp_path / "cli-model"
+    command = [sys.executable, "-m", "xsatclip.cli", "train", str(path), "--out", str(out),
+               "--level", "3", "--capacity", "16", "--embed-dim", "8", "--patch-size", "3",
+               "--locations", "600", "--batch-size", "100", "--epochs", "2", "--lr", "0.003"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "2/2 epochs" in done.stdout and str(out) in done.stdout
+    model = xsatclip.load_model(out, device="cpu")
+    assert (model.level, model.embed_dim) == (3, 8)
+    assert np.isfinite(model.encode([0.0, 180.0], [90.0, -90.0])).all()
+    bad = subprocess.run([*command[:-2], "--lr", "-1"], capture_output=True, text=True,
+                         check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0
+    assert "learning_rate must be positive" in bad.stderr

@@ -1,4 +1,4 @@
-"""The ``xsatclip`` command: precompute, info, sample, embed-points, models.
+"""The ``xsatclip`` command: precompute, info, sample, embed-points, models, train.
 
 Errors that xsatclip raises on purpose (and missing files, other OS errors, bad values) end
 the command with one line, ``xsatclip: error: ...``, and exit status 1; argparse usage errors
@@ -14,6 +14,21 @@ import os
 import sys
 
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# `xsatclip train` flags: TrainConfig field and help.
+TRAIN_FLAGS = {
+    "--level": ("level", "Legendre level L (L*L basis features)"),
+    "--capacity": ("capacity", "SIREN hidden width"),
+    "--layers": ("num_hidden_layers", "SIREN hidden layers"),
+    "--embed-dim": ("embed_dim", "embedding size"),
+    "--patch-size": ("patch_size", "patch side in pixels"),
+    "--locations": ("num_locations", "training + validation locations"),
+    "--val-fraction": ("val_fraction", "held-out share of the locations"),
+    "--batch-size": ("batch_size", "pairs per step"),
+    "--epochs": ("epochs", "passes over the training locations"),
+    "--lr": ("learning_rate", "AdamW peak learning rate"),
+    "--weight-decay": ("weight_decay", "AdamW weight decay"),
+    "--seed": ("seed", "seed of sampling, initialisation and shuffling"),
+}
 
 
 # --------------------------------------------------------------------------- tables
@@ -178,14 +193,14 @@ def cmd_info(args) -> int:
 def cmd_sample(args) -> int:
     import numpy as np
 
-    from . import cube
+    from .sampling import sample
 
     lon, lat = read_points(args.points)
-    values = cube.sample(args.store, lon, lat, method=args.method)
+    values = sample(args.store, lon, lat, method=args.method).values
     missing = int(np.isnan(values).any(axis=1).sum())
     if missing:
-        print(f"xsatclip: warning: {missing} point(s) fall in chunks not computed yet (NaN)",
-              file=sys.stderr)
+        print(f"xsatclip: warning: {missing} point(s) have no value (NaN): outside the cube, "
+              "in chunks not computed yet, or NaN coordinates", file=sys.stderr)
     write_embeddings(lon, lat, values, args.out)
     return 0
 
@@ -213,6 +228,42 @@ def cmd_models(args) -> int:
     return 0
 
 
+def open_raster(path: str, variable: str | None):
+    """The training raster: ``bluemarble`` (the bundled models' imagery), a GeoTIFF, or a
+    variable of a Zarr store or NetCDF file."""
+    import xarray as xr
+
+    if path == "bluemarble":
+        from .bluemarble import load_blue_marble
+
+        return load_blue_marble()
+    if path.lower().endswith((".tif", ".tiff")):
+        import rioxarray
+
+        return rioxarray.open_rasterio(path, masked=True)
+    ds = xr.open_zarr(path) if path.rstrip("/").endswith(".zarr") else xr.open_dataset(path)
+    names = list(ds.data_vars)
+    if variable is None and len(names) != 1:
+        raise ValueError(f"{path} holds variables {names}: choose one with --variable")
+    if variable is not None and variable not in names:
+        raise ValueError(f"{path} has no variable {variable!r}; it holds {names}")
+    return ds[variable or names[0]]
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(**{name: getattr(args, name) for name, _ in TRAIN_FLAGS.values()})
+    run = train(open_raster(args.raster, args.variable), args.out, config,
+                resume=args.resume, stop_after=args.stop_after, progress=not args.quiet)
+    if not args.quiet:
+        last = run.history[-1]
+        print(f"{len(run.history)}/{config.epochs} epochs: val_loss {last['val_loss']:.4f}, "
+              f"val top-1 {last['val_accuracy']:.3f} -> {run.directory} "
+              f"(load it with --model {run.directory})")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -226,6 +277,8 @@ def _add_model_options(p, *, required_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train_config import TrainConfig
+
     parser = argparse.ArgumentParser(
         prog="xsatclip",
         description="SatCLIP location embeddings: precompute Zarr cubes, inspect and sample "
@@ -270,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "lon, lat, e0 .. eN-1.")
     p.add_argument("store", help="local path or fsspec URL of the Zarr store")
     p.add_argument("--points", required=True, metavar="FILE", help="CSV or Parquet points")
-    p.add_argument("--method", choices=("nearest", "linear"), default="nearest",
-                   help="nearest cell, or bilinear between cell centres (default nearest)")
+    p.add_argument("--method", choices=("nearest", "linear", "exact"), default="nearest",
+                   help="nearest cell, bilinear between cell centres, or exact (runs the "
+                        "cube's model at the points) (default nearest)")
     p.add_argument("--out", metavar="FILE", help=".csv or .parquet (default: CSV on stdout)")
     p.set_defaults(func=cmd_sample)
 
@@ -283,6 +337,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p, required_help="model name, Hub id, .ckpt file or model directory")
     p.add_argument("--out", metavar="FILE", help=".csv or .parquet (default: CSV on stdout)")
     p.set_defaults(func=cmd_embed_points)
+
+    p = sub.add_parser(
+        "train", help="pretrain a location encoder on a georeferenced raster (SatCLIP)",
+        description="Contrastive (CLIP) pretraining of a SatCLIP location encoder on image "
+                    "patches cut from a raster at locations drawn uniformly on the sphere. "
+                    "Checkpoints every epoch into OUT and resumes from it.")
+    p.add_argument("raster", help="GeoTIFF, Zarr store, NetCDF file, or 'bluemarble' (the "
+                                  "bundled models' imagery; needs the train extra)")
+    p.add_argument("--out", required=True, metavar="DIR", help="checkpoint / model directory")
+    p.add_argument("--variable", help="variable of a Zarr store or NetCDF file")
+    defaults = TrainConfig()
+    for flag, (name, help_text) in TRAIN_FLAGS.items():
+        default = getattr(defaults, name)
+        p.add_argument(flag, dest=name, type=type(default), default=default,
+                       metavar="N" if isinstance(default, int) else "X",
+                       help=f"{help_text} (default {default})")
+    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs (rerun to continue)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="fail if OUT already holds a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("models", help="list known model names",
                        description="List the published SatCLIP models and bundled defaults.")

@@ -29,43 +29,12 @@ from .checkpoints import read_xsatclip_directory, write_model_directory
 from .contrastive import ClipLoss, PatchEncoder
 from .errors import CheckpointError
 from .harmonics import spherical_harmonics
-from .model import LocationEncoder, ModelConfig, weights_sha256
+from .model import LocationEncoder, weights_sha256
+from .train_config import TrainConfig  # re-exported: xsatclip.train.TrainConfig
 from .training_pairs import Mask, PatchSampler, TrainingPairs
 
 STATE_FILE = "training_state.pt"
 HISTORY_FILE = "history.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (with the raster and the mask).
-
-    Location encoder: ``level`` (L), ``capacity``, ``num_hidden_layers``, ``embed_dim``,
-    ``convention``. Data: ``num_locations`` pairs with ``patch_size`` pixel patches, of which
-    ``val_fraction`` are held out. Optimisation: ``epochs`` of ``batch_size`` pairs, AdamW with
-    ``learning_rate`` and ``weight_decay``, ``warmup_epochs`` of linear warm-up then cosine
-    decay to zero. ``image_width``: channels of the first conv of the default image encoder.
-    """
-
-    level: int = 10
-    capacity: int = 256
-    num_hidden_layers: int = 2
-    embed_dim: int = 256
-    convention: str = "satclip"
-    patch_size: int = 16
-    num_locations: int = 50_000
-    val_fraction: float = 0.1
-    batch_size: int = 1024
-    epochs: int = 20
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_epochs: float = 1.0
-    image_width: int = 32
-    seed: int = 0
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(self.level, self.capacity, self.num_hidden_layers, self.embed_dim,
-                           self.convention)
 
 
 @dataclasses.dataclass
