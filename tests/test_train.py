@@ -13,7 +13,7 @@ import xarray as xr
 
 import xsatclip
 from xsatclip.errors import CheckpointError, InvalidCoordinatesError
-from xsatclip.train import TrainConfig, train
+from xsatclip.pretraining import TrainConfig, train
 from xsatclip.training_pairs import PatchSampler
 
 TINY = TrainConfig(level=4, capacity=32, embed_dim=16, patch_size=3, num_locations=1500,

@@ -25,7 +25,7 @@ import torch
 
 import xsatclip
 from xsatclip.bluemarble import load_blue_marble
-from xsatclip.train import TrainConfig, train
+from xsatclip.pretraining import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = {

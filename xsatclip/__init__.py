@@ -1,27 +1,45 @@
-"""xsatclip: SatCLIP location embeddings as a raster layer of xarray, Zarr and Dask."""
+"""xsatclip: SatCLIP location embeddings as a raster layer of xarray, Zarr and Dask.
 
+``import xsatclip`` registers the ``.satclip`` accessor and costs about an xarray import; the
+functions below load torch, Dask and Numba on first use (PEP 562 module ``__getattr__``).
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from . import accessor  # noqa: F401  (registers .satclip)
-from .checkpoints import load_model, save_model
-from .cube import open_cube, precompute
-from .harmonics import spherical_harmonics
-from .model import LocationEncoder, ModelConfig
-from .spatial import grid
 
 try:
     __version__ = version("xsatclip")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = [
-    "LocationEncoder",
-    "ModelConfig",
-    "__version__",
-    "grid",
-    "load_model",
-    "open_cube",
-    "precompute",
-    "save_model",
-    "spherical_harmonics",
-]
+# Public name -> module that defines it.
+_EXPORTS = {
+    "LocationEncoder": ".model",
+    "ModelConfig": ".model",
+    "TrainConfig": ".train_config",
+    "grid": ".spatial",
+    "load_model": ".checkpoints",
+    "open_cube": ".cube",
+    "precompute": ".cube",
+    "sample": ".sampling",
+    "predict_map": ".downstream",
+    "save_model": ".checkpoints",
+    "spherical_harmonics": ".harmonics",
+    "train": ".pretraining",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xsatclip' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .embedding import embed
-
 
 class _SatclipAccessor:
     def __init__(self, xarray_obj: xr.Dataset | xr.DataArray) -> None:
@@ -33,6 +31,8 @@ class _SatclipAccessor:
         -------
         DataArray ``embedding`` with dims ``(*spatial_dims, "embedding")``.
         """
+        from .embedding import embed  # torch, Dask and Numba load on first use
+
         return embed(self._obj, level, model, device=device, dtype=dtype,
                      batch_size=batch_size, numerics=numerics, chunks=chunks)
 

@@ -251,7 +251,7 @@ def open_raster(path: str, variable: str | None):
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from .pretraining import TrainConfig, train
 
     config = TrainConfig(**{name: getattr(args, name) for name, _ in TRAIN_FLAGS.values()})
     run = train(open_raster(args.raster, args.variable), args.out, config,

@@ -30,7 +30,7 @@ from .contrastive import ClipLoss, PatchEncoder
 from .errors import CheckpointError
 from .harmonics import spherical_harmonics
 from .model import LocationEncoder, weights_sha256
-from .train_config import TrainConfig  # re-exported: xsatclip.train.TrainConfig
+from .train_config import TrainConfig  # re-exported for callers of train()
 from .training_pairs import Mask, PatchSampler, TrainingPairs
 
 STATE_FILE = "training_state.pt"
