@@ -101,7 +101,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
 
     table = pd.read_csv(sampled)
     assert list(table.columns)[:3] == ["lon", "lat", "e0"] and len(table) == 4
-    expected = cube.sample(small_cube, table.lon, table.lat, method="linear")
+    expected = xsatclip.sample(small_cube, table.lon, table.lat, method="linear").values
     np.testing.assert_allclose(table.iloc[:, 2:].to_numpy(), expected, rtol=1e-6, atol=0)
 
     code, out, err = results["bad input"]
@@ -109,7 +109,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
     _one_line_error(err, "missing.csv")
 
 
-def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, capsys):
+def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, capsys, l10_path):
     assert cli.main(["info", str(small_cube), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["chunks_done"] == summary["chunks_total"] == 8
@@ -117,7 +117,14 @@ def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, caps
     assert cli.main(["sample", str(small_cube), "--points", str(points), "--out", str(out)]) == 0
     table = pd.read_parquet(out)
     np.testing.assert_array_equal(table.iloc[:, 2:].to_numpy(),
-                                  cube.sample(small_cube, table.lon, table.lat))
+                                  xsatclip.sample(small_cube, table.lon, table.lat).values)
+    out = tmp_path / "exact.csv"  # the cube's model, found from its provenance attrs
+    assert cli.main(["sample", str(small_cube), "--points", str(points), "--method", "exact",
+                     "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    model = xsatclip.load_model(l10_path, device="cpu")
+    np.testing.assert_allclose(table.iloc[:, 2:].to_numpy(), model.encode(table.lon, table.lat),
+                               rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("command", ["precompute", "info", "sample", "embed-points", "models"])
@@ -142,7 +149,7 @@ def test_errors_are_one_line(small_cube, l10_path, points, tmp_path, capsys):
     cases = [
         (["sample", str(small_cube), "--points", str(no_lat)], "needs columns lon and lat"),
         (["sample", str(small_cube), "--points", str(points), "--out", "x.txt"], "'.txt'"),
-        (["sample", str(small_cube), "--points", str(outside)], "outside the cube's lat"),
+        (["sample", str(small_cube), "--points", str(outside)], "latitude value(s) outside"),
         (["info", str(tmp_path / "nothing.zarr")], "no cube at"),
         (["precompute", str(small_cube), "--resolution", "30", "--model", l10_path,
           "--dtype", "float16", "--quiet"], "dtype: the store has 'float32'"),

@@ -251,25 +251,6 @@ def test_saturation_is_flagged():
     assert cube._Codec("float16").encode(np.array([1e6], np.float32))[1]
 
 
-def test_sample_nearest_linear_and_extent(tmp_path, reference, l10_path):
-    values = xr.open_zarr(reference)[cube.VARIABLE].values  # lat 85 .. -85, lon -175 .. 175
-    lon = np.array([0.1, 179.9, -179.9 + 360, -175.0, 5.0])
-    lat = np.array([0.2, -89.0, 44.0, 85.0, 81.0])
-    nearest = cube.sample(reference, lon, lat)
-    expected = values[[8, 17, 4, 0, 0], [18, 35, 0, 0, 18]]
-    np.testing.assert_array_equal(nearest, expected)
-    linear = cube.sample(reference, [-175.0, 180.0, 0.0], [85.0, 85.0, 90.0], method="linear")
-    np.testing.assert_array_equal(linear[0], values[0, 0])  # a cell centre
-    np.testing.assert_allclose(linear[1], (values[0, 0] + values[0, 35]) / 2, atol=1e-6)
-    np.testing.assert_allclose(linear[2], (values[0, 17] + values[0, 18]) / 2, atol=1e-6)
-    regional = tmp_path / "regional.zarr"
-    _run(regional, l10_path, bbox=(0, 0, 30, 30))
-    with pytest.raises(ValueError, match=r"1 point.* outside the cube's lon extent 0 \.\. 30"):
-        cube.sample(regional, [10.0, 31.0], [10.0, 10.0])
-    np.testing.assert_array_equal(cube.sample(regional, [29.9], [0.1], method="linear"),
-                                  cube.sample(regional, [25.0], [5.0]))
-
-
 def test_fsspec_url_store(l10_path):
     pytest.importorskip("fsspec")
     url = "memory://xsatclip-tests/cube.zarr"

@@ -1,4 +1,6 @@
-"""Embedding cubes in Zarr v3: resumable, crash-safe precompute; open, inspect, sample.
+"""Embedding cubes in Zarr v3: resumable, crash-safe precompute; open, inspect.
+
+Sampling cubes at points lives in :mod:`xsatclip.sampling`.
 
 A cube is a Zarr v3 group (local path or fsspec URL) with consolidated metadata holding
 
@@ -703,92 +705,4 @@ def info(store, *, storage_options: dict | None = None) -> dict:
         values = np.asarray(group[dim][...]) if dim in group else np.zeros(0)
         if values.size:
             out[f"{dim}_range"] = [float(values.min()), float(values.max())]
-    return out
-
-
-def _cell(coord: np.ndarray) -> float:
-    return float(np.median(np.abs(np.diff(coord)))) if coord.size > 1 else np.inf
-
-
-def _axis(coord: np.ndarray, x: np.ndarray, periodic: bool, name: str):
-    """Neighbours ``i0, i1`` and weight ``w`` of ``i1`` for linear interpolation along a
-    monotonic ``coord``; periodic axes wrap at 360, others clamp at the edge centres.
-    Raises ValueError for points more than half a cell outside the coordinate's cells."""
-    n = coord.size
-    ascending = n < 2 or coord[-1] > coord[0]
-    c = coord if ascending else coord[::-1]
-    half = _cell(coord) / 2
-    if periodic:
-        x = (x - c[0]) % 360 + c[0]
-        j = np.searchsorted(c, x, side="right") - 1
-        i1 = (j + 1) % n
-        right = np.where(j + 1 < n, c[np.minimum(j + 1, n - 1)], c[0] + 360)
-        w = (x - c[j]) / (right - c[j])
-        i0 = j
-    else:
-        if name == "lon":
-            west = c[0] - half if np.isfinite(half) else c[0] - 180
-            x = (x - west) % 360 + west
-        outside = (x < c[0] - half - 1e-9) | (x > c[-1] + half + 1e-9)
-        if outside.any():
-            raise ValueError(f"{int(outside.sum())} point(s) lie outside the cube's {name} "
-                             f"extent {c[0] - half:g} .. {c[-1] + half:g}")
-        x = np.clip(x, c[0], c[-1])
-        if n == 1:
-            return np.zeros(x.shape, int), np.zeros(x.shape, int), np.zeros(x.shape)
-        i0 = np.clip(np.searchsorted(c, x, side="right") - 1, 0, n - 2)
-        i1 = i0 + 1
-        w = (x - c[i0]) / (c[i1] - c[i0])
-    if not ascending:
-        i0, i1 = n - 1 - i0, n - 1 - i1
-    return i0, i1, w
-
-
-def sample(store, lon, lat, *, method: str = "nearest", batch: int = 65536,
-           storage_options: dict | None = None) -> np.ndarray:
-    """Embeddings of a cube at points, ``(N, embed_dim)`` float32.
-
-    ``method="nearest"`` returns the cell containing each point; ``"linear"`` interpolates
-    bilinearly between the four surrounding cell centres (longitudes wrap on global cubes;
-    beyond the outermost centres values are held constant). Points outside the cube raise
-    ValueError; points in chunks not computed yet give NaN.
-    """
-    if method not in ("nearest", "linear"):
-        raise ValueError(f"method={method!r}: choose 'nearest' or 'linear'")
-    lon = np.atleast_1d(np.asarray(lon, np.float64))
-    lat = np.atleast_1d(np.asarray(lat, np.float64))
-    if lon.shape != lat.shape or lon.ndim != 1:
-        raise ValueError("lon and lat must be 1-D and of the same length")
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise ValueError("lon/lat hold NaN or infinite values")
-    ds = open_cube(store, storage_options=storage_options)
-    spatial = find_spatial_coords(ds)
-    if spatial.kind != "rectilinear":
-        raise ValueError(f"sample needs a cube on a lat/lon grid, this one is {spatial.kind}")
-    emb = ds[VARIABLE]
-    ycoord = np.asarray(ds[spatial.y].values, np.float64)
-    xcoord = np.asarray(ds[spatial.x].values, np.float64)
-    periodic = xcoord.size > 1 and abs(xcoord.size * _cell(xcoord) - 360) < 1e-6
-    y0, y1, wy = _axis(ycoord, lat, False, "lat")
-    x0, x1, wx = _axis(xcoord, lon, periodic, "lon")
-    out = np.empty((lon.size, emb.sizes["embedding"]), np.float32)
-    ydim, xdim = spatial.dims
-
-    def gather(iy, ix):
-        sel = emb.isel({ydim: xr.DataArray(iy, dims="point"),
-                        xdim: xr.DataArray(ix, dims="point")})
-        return np.asarray(sel.transpose("point", "embedding").values, np.float64)
-
-    for start in range(0, lon.size, batch):
-        s = slice(start, start + batch)
-        if method == "nearest":
-            iy = np.where(wy[s] > 0.5, y1[s], y0[s])
-            ix = np.where(wx[s] > 0.5, x1[s], x0[s])
-            out[s] = gather(iy, ix)
-        else:
-            a, b = wy[s][:, None], wx[s][:, None]
-            out[s] = ((1 - a) * (1 - b) * gather(y0[s], x0[s])
-                      + (1 - a) * b * gather(y0[s], x1[s])
-                      + a * (1 - b) * gather(y1[s], x0[s])
-                      + a * b * gather(y1[s], x1[s]))
     return out

@@ -1,0 +1,205 @@
+"""Embeddings at points: read from a cube (nearest cell, bilinear) or computed exactly with the
+cube's own model.
+
+A *cube* is a Zarr store written by :func:`~xsatclip.precompute`, the Dataset
+:func:`~xsatclip.open_cube` returns, or any embedding DataArray with dims
+``(*spatial_dims, "embedding")``, such as the lazy one ``.satclip.embed`` returns. Reading is
+one vectorised ``isel``: on a Dask- or Zarr-backed cube only the chunks holding the points
+are read (or, for a lazy ``embed`` result, computed), each once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import xarray as xr
+
+from .checkpoints import load_model
+from .cube import VARIABLE, open_cube
+from .errors import CheckpointError
+from .harmonics import validate_lonlat
+from .model import LocationEncoder
+from .spatial import find_spatial_coords
+
+METHODS = ("nearest", "linear", "exact")
+PROVENANCE = ("model_source", "model_sha256", "model_numerics")
+
+
+def sample(cube, lon, lat, *, method: str = "nearest", model=None,
+           storage_options: dict | None = None) -> xr.DataArray:
+    """Embeddings of ``cube`` at points.
+
+    Parameters
+    ----------
+    cube : path or fsspec URL of a cube store, a Dataset from :func:`open_cube` (variable
+        ``embeddings``), or an embedding DataArray ``(*spatial_dims, "embedding")``, lazy or not.
+    lon, lat : degrees, N values each. Longitudes in any convention (-180..180, 0..360, ...).
+    method :
+        ``"nearest"``: the value of the cell containing each point (nearest centre per axis).
+        ``"linear"``: bilinear between the four surrounding cell centres; longitude wraps
+        across the dateline on global cubes; between the outermost centres and the cube's
+        edge (toward the poles on a global cube) values are held constant.
+        ``"exact"``: the cube's model evaluated at the points, loaded from the provenance
+        attrs (``model_source``, ``model_numerics``) and checked against ``model_sha256``.
+        Reads nothing of the cube's data, so a lazy cube stays uncomputed.
+    model : for ``"exact"``: the model (a loaded :class:`LocationEncoder` or anything
+        :func:`load_model` takes) when the recorded source is not loadable here; it must
+        have the cube's weights (sha256).
+    storage_options : for fsspec URLs.
+
+    Returns
+    -------
+    DataArray ``(point, embedding)``, float32 (float64 for float64 cubes), with ``lon`` and
+    ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN coordinates and, with
+    nearest/linear, for points outside a regional cube (more than half a cell beyond its
+    outermost centres) or in chunks not computed yet.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: choose one of {list(METHODS)}")
+    lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
+    emb = _embedding_array(cube, storage_options)
+    dtype = _output_dtype(emb)
+    if method == "exact":
+        values = _cube_model(emb, model, dtype).encode(lon, lat)
+    else:
+        values = _read(emb, lon, lat, linear=method == "linear").astype(dtype, copy=False)
+    channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
+        emb.sizes["embedding"])
+    return xr.DataArray(values, dims=("point", "embedding"),
+                        coords={"lon": ("point", lon), "lat": ("point", lat),
+                                "embedding": channels},
+                        name="embedding", attrs={**emb.attrs, "xsatclip_sampling": method})
+
+
+def _embedding_array(cube, storage_options) -> xr.DataArray:
+    """The embedding DataArray of ``cube``, with the Dataset's provenance attrs merged in."""
+    if not isinstance(cube, (xr.Dataset, xr.DataArray)):
+        cube = open_cube(cube, storage_options=storage_options)
+    if isinstance(cube, xr.Dataset):
+        if VARIABLE not in cube:
+            raise ValueError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
+                             f"{list(cube.data_vars)}); pass the embedding DataArray")
+        emb = cube[VARIABLE]
+        emb = emb.assign_attrs({**cube.attrs, **emb.attrs})
+    else:
+        emb = cube
+    if "embedding" not in emb.dims:
+        raise ValueError(f"the cube has dims {emb.dims}; an embedding cube has an "
+                         "'embedding' dim")
+    return emb
+
+
+def _output_dtype(emb: xr.DataArray) -> np.dtype:
+    """float64 for cubes holding float64 (and not decoded from smaller stored types)."""
+    stored = np.dtype(emb.encoding.get("dtype", emb.dtype))
+    wide = emb.dtype == np.float64 and stored == np.float64
+    return np.dtype(np.float64 if wide else np.float32)
+
+
+def _cube_model(emb: xr.DataArray, model, dtype: np.dtype) -> LocationEncoder:
+    """The model that made ``emb``, in ``dtype``, checked against its recorded sha256."""
+    attrs = emb.attrs
+    missing = [key for key in PROVENANCE if key not in attrs]
+    if missing and model is None:
+        raise ValueError(f"method='exact' needs the cube's model, but its attrs lack {missing}; "
+                         "pass model=")
+    numerics = attrs.get("model_numerics")
+    if model is None:
+        model = attrs["model_source"]
+    if not (isinstance(model, LocationEncoder) and model.dtype == dtype.name
+            and model.numerics == (numerics or model.numerics)):
+        source = model.identity.source if isinstance(model, LocationEncoder) else model
+        model = load_model(source, numerics=numerics, dtype=dtype.name)
+    wanted = attrs.get("model_sha256")
+    if wanted is not None and model.identity.sha256 != wanted:
+        raise CheckpointError(
+            f"model mismatch: the cube was made by {attrs.get('model_name')} (weights sha256 "
+            f"{wanted[:12]}...), but {model.identity.source} holds weights with sha256 "
+            f"{model.identity.sha256[:12]}...; pass model= the cube's model")
+    return model
+
+
+def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool) -> np.ndarray:
+    """Nearest or bilinear values of a gridded cube at points, (N, embed_dim) float64 (linear)
+    or the cube's dtype (nearest); NaN rows outside the cube."""
+    spatial = find_spatial_coords(emb)
+    if spatial.kind == "curvilinear":
+        raise ValueError("nearest/linear sampling needs a rectilinear lat/lon or projected "
+                         "x/y grid; this cube is curvilinear: use method='exact'")
+    ycoord = np.asarray(emb[spatial.y].values, np.float64)
+    xcoord = np.asarray(emb[spatial.x].values, np.float64)
+    if spatial.kind == "projected":
+        to_grid = pyproj.Transformer.from_crs(4326, spatial.crs, always_xy=True)
+        with np.errstate(invalid="ignore"):
+            px, py = (np.asarray(v, np.float64) for v in to_grid.transform(lon, lat))
+        periodic = wraps = False
+    else:
+        px, py = lon, lat
+        periodic = xcoord.size > 1 and abs(xcoord.size * _cell(xcoord) - 360) < 1e-6
+        wraps = True
+    y0, y1, wy, inside_y = _axis(ycoord, py, periodic=False, wraps=False)
+    x0, x1, wx, inside_x = _axis(xcoord, px, periodic=periodic, wraps=wraps)
+    inside = np.flatnonzero(inside_y & inside_x)
+    y0, y1, wy, x0, x1, wx = (v[inside] for v in (y0, y1, wy, x0, x1, wx))
+    if linear:
+        rows, cols = np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])
+        weights = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
+    else:
+        rows = np.where(wy > 0.5, y1, y0)[None]
+        cols = np.where(wx > 0.5, x1, x0)[None]
+    ydim, xdim = spatial.dims
+    corners = emb.isel({ydim: xr.DataArray(rows, dims=("corner", "point")),
+                        xdim: xr.DataArray(cols, dims=("corner", "point"))})
+    values = np.asarray(corners.transpose("corner", "point", "embedding").values)
+    if linear:  # zero-weight corners may be NaN (an unwritten neighbour): leave them out
+        w = weights[..., None]
+        values = np.where(w > 0, w * values, 0.0).sum(axis=0)
+    else:
+        values = values[0]
+    out = np.full((lon.size, emb.sizes["embedding"]), np.nan, values.dtype)
+    out[inside] = values
+    return out
+
+
+def _cell(coord: np.ndarray) -> float:
+    """Cell size of evenly spaced centres (inf for a single centre)."""
+    return float(np.median(np.abs(np.diff(coord)))) if coord.size > 1 else np.inf
+
+
+def _axis(coord: np.ndarray, x: np.ndarray, *, periodic: bool, wraps: bool):
+    """Interpolation along one monotonic axis of cell centres ``coord``.
+
+    Returns ``i0, i1, w, inside``: the neighbouring centres of each point ``x``, the weight
+    of ``i1``, and whether the point lies in the cube. ``periodic`` axes (global longitude)
+    wrap at 360; ``wraps`` axes (regional longitude) take ``x`` modulo 360 into the cube's
+    span; others are plain. Non-periodic axes hold values constant between the outermost
+    centre and the edge, half a cell further; beyond it a point is outside.
+    """
+    n = coord.size
+    ascending = n < 2 or coord[-1] > coord[0]
+    c = coord if ascending else coord[::-1]
+    half = _cell(c) / 2
+    inside = np.isfinite(x)
+    x = np.where(inside, x, c[0])
+    if periodic:
+        x = (x - c[0]) % 360 + c[0]
+        i0 = np.searchsorted(c, x, side="right") - 1
+        i1 = (i0 + 1) % n
+        right = np.where(i0 + 1 < n, c[np.minimum(i0 + 1, n - 1)], c[0] + 360)
+        w = (x - c[i0]) / (right - c[i0])
+    else:
+        if wraps:
+            west = c[0] - min(half, 180.0)
+            x = (x - west) % 360 + west
+        tolerance = 1e-9 * max(1.0, abs(c[0]), abs(c[-1]))
+        inside &= (x >= c[0] - half - tolerance) & (x <= c[-1] + half + tolerance)
+        x = np.clip(x, c[0], c[-1])
+        if n == 1:
+            zeros = np.zeros(x.shape, int)
+            return zeros, zeros, np.zeros(x.shape), inside
+        i0 = np.clip(np.searchsorted(c, x, side="right") - 1, 0, n - 2)
+        i1 = i0 + 1
+        w = (x - c[i0]) / (c[i1] - c[i0])
+    if not ascending:
+        i0, i1 = n - 1 - i0, n - 1 - i1
+    return i0, i1, w, inside
