@@ -1,0 +1,69 @@
+"""Downstream use of embedding maps: apply a fitted estimator to every cell, lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+METHODS = ("predict", "predict_proba")
+
+
+def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict") -> xr.DataArray:
+    """Apply a fitted estimator to every location of an embedding map, lazily.
+
+    Parameters
+    ----------
+    estimator : a fitted scikit-learn estimator, or any object with ``predict`` /
+        ``predict_proba`` taking an ``(n, embed_dim)`` array. ``predict`` must return one
+        number per row (a regression value or a numeric class label).
+    embeddings : DataArray ``(..., "embedding")``, e.g. from ``.satclip.embed`` or
+        :func:`~xsatclip.open_cube`; Dask-backed inputs stay lazy (one task per chunk).
+    method : ``"predict"`` or ``"predict_proba"``.
+
+    Returns
+    -------
+    DataArray with the input's dims minus ``embedding`` (float64), plus a trailing ``class``
+    dim (coordinate: ``estimator.classes_`` when it has one) for ``predict_proba``.
+    Coordinates, the CRS (``spatial_ref``) and attrs are kept. Cells whose embedding holds a
+    NaN (unwritten cube chunks, masked input) are NaN and never reach the estimator.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: choose one of {list(METHODS)}")
+    function = getattr(estimator, method, None)
+    if function is None:
+        raise TypeError(f"{type(estimator).__name__} has no {method}()")
+    if "embedding" not in embeddings.dims:
+        raise ValueError(f"embeddings has dims {embeddings.dims}, no 'embedding' dim")
+    size = embeddings.sizes["embedding"]
+    if method == "predict_proba":
+        classes = getattr(estimator, "classes_", None)
+        if classes is None:  # one probe row tells the number of classes
+            classes = np.arange(np.shape(function(np.zeros((1, size))))[1])
+        outputs = {"output_core_dims": [["class"]],
+                   "dask_gufunc_kwargs": {"output_sizes": {"class": len(classes)}}}
+    else:
+        outputs = {}
+
+    extra = (len(classes),) if method == "predict_proba" else ()
+
+    def apply(block: np.ndarray) -> np.ndarray:
+        rows = block.reshape(-1, size)
+        valid = np.isfinite(rows).all(axis=1)
+        out = np.full((rows.shape[0], *extra), np.nan)
+        if valid.any():
+            predicted = function(rows[valid])
+            try:
+                out[valid] = np.asarray(predicted, np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{method}() must return numbers of shape "
+                                f"{(int(valid.sum()), *extra)}: {exc}") from exc
+        return out.reshape(*block.shape[:-1], *extra)
+
+    if embeddings.chunks is not None:
+        embeddings = embeddings.chunk({"embedding": -1})
+    result = xr.apply_ufunc(apply, embeddings, input_core_dims=[["embedding"]],
+                            dask="parallelized", output_dtypes=[np.float64],
+                            keep_attrs=True, **outputs)
+    if method == "predict_proba":
+        result = result.assign_coords({"class": np.asarray(classes)})
+    return result.rename("probability" if method == "predict_proba" else "prediction")
