@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 
 import xsatclip
-from xsatclip import cube
+from xsatclip import cube, sampling
 from xsatclip.errors import CheckpointError, InvalidCoordinatesError
 from xsatclip.model import LocationEncoder
 
@@ -78,6 +78,17 @@ def test_dateline_and_0_360_longitudes(global10, values10):
         np.testing.assert_allclose(east, west, rtol=0, atol=ATOL32, err_msg=method)
 
 
+def test_batches_give_the_same_values(global10, monkeypatch):
+    rng = np.random.default_rng(2)
+    lon, lat = rng.uniform(-180, 180, 30), rng.uniform(-90, 90, 30)
+    methods = ("nearest", "linear")
+    whole = {m: xsatclip.sample(global10, lon, lat, method=m).values for m in methods}
+    monkeypatch.setattr(sampling, "BATCH", 7)  # 5 reads, points ordered by chunk
+    for method in methods:
+        np.testing.assert_array_equal(xsatclip.sample(global10, lon, lat, method=method),
+                                      whole[method], err_msg=method)
+
+
 def test_poles(global10, values10, l10):
     lon = np.array([1.0, 91.0, 181.0, 359.0])
     north = xsatclip.sample(global10, lon, np.full(4, 90.0), method="linear").values
@@ -130,6 +141,7 @@ def test_regional_cube_nan_outside_and_dateline_crossing(tmp_path, l10):
                           [10.0, 10.0, -1.0, 5.0, 5.0]).values
     assert np.isfinite(out[0]).all() and np.isfinite(out[3]).all()
     assert np.isnan(out[[1, 2, 4]]).all()  # east, south of the cube; NaN coordinate
+    assert np.isnan(xsatclip.sample(regional, [40.0], [40.0], method="linear").values).all()
     # Between the outermost centres and the edge: held constant.
     np.testing.assert_array_equal(
         xsatclip.sample(regional, [29.9], [0.1], method="linear").values,

@@ -23,6 +23,7 @@ from .spatial import find_spatial_coords
 
 METHODS = ("nearest", "linear", "exact")
 PROVENANCE = ("model_source", "model_sha256", "model_numerics")
+BATCH = 65536  # points per read: at most 4 corners x 65536 x 256 float32 = 256 MiB
 
 
 def sample(cube, lon, lat, *, method: str = "nearest", model=None,
@@ -62,7 +63,7 @@ def sample(cube, lon, lat, *, method: str = "nearest", model=None,
     if method == "exact":
         values = _cube_model(emb, model, dtype).encode(lon, lat)
     else:
-        values = _read(emb, lon, lat, linear=method == "linear").astype(dtype, copy=False)
+        values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype)
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
         emb.sizes["embedding"])
     return xr.DataArray(values, dims=("point", "embedding"),
@@ -119,9 +120,13 @@ def _cube_model(emb: xr.DataArray, model, dtype: np.dtype) -> LocationEncoder:
     return model
 
 
-def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool) -> np.ndarray:
-    """Nearest or bilinear values of a gridded cube at points, (N, embed_dim) float64 (linear)
-    or the cube's dtype (nearest); NaN rows outside the cube."""
+def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
+          dtype: np.dtype) -> np.ndarray:
+    """Nearest or bilinear values of a gridded cube at points, (N, embed_dim) ``dtype``; NaN
+    rows outside the cube.
+
+    Points are read in batches of :data:`BATCH`, ordered by chunk so that a chunk is read
+    about once; memory is bounded by a batch's corner values."""
     spatial = find_spatial_coords(emb)
     if spatial.kind == "curvilinear":
         raise ValueError("nearest/linear sampling needs a rectilinear lat/lon or projected "
@@ -141,23 +146,28 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool) 
     x0, x1, wx, inside_x = _axis(xcoord, px, periodic=periodic, wraps=wraps)
     inside = np.flatnonzero(inside_y & inside_x)
     y0, y1, wy, x0, x1, wx = (v[inside] for v in (y0, y1, wy, x0, x1, wx))
-    if linear:
+    if linear:  # corners (4, n) and their weights
         rows, cols = np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])
         weights = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
     else:
         rows = np.where(wy > 0.5, y1, y0)[None]
         cols = np.where(wx > 0.5, x1, x0)[None]
     ydim, xdim = spatial.dims
-    corners = emb.isel({ydim: xr.DataArray(rows, dims=("corner", "point")),
-                        xdim: xr.DataArray(cols, dims=("corner", "point"))})
-    values = np.asarray(corners.transpose("corner", "point", "embedding").values)
-    if linear:  # zero-weight corners may be NaN (an unwritten neighbour): leave them out
-        w = weights[..., None]
-        values = np.where(w > 0, w * values, 0.0).sum(axis=0)
-    else:
-        values = values[0]
-    out = np.full((lon.size, emb.sizes["embedding"]), np.nan, values.dtype)
-    out[inside] = values
+    chunks = emb.chunksizes
+    order = np.lexsort((cols[0] // (chunks[xdim][0] if xdim in chunks else 1),
+                        rows[0] // (chunks[ydim][0] if ydim in chunks else 1)))
+    out = np.full((lon.size, emb.sizes["embedding"]), np.nan, dtype)
+    for start in range(0, order.size, BATCH):
+        batch = order[start:start + BATCH]
+        corners = emb.isel({ydim: xr.DataArray(rows[:, batch], dims=("corner", "point")),
+                            xdim: xr.DataArray(cols[:, batch], dims=("corner", "point"))})
+        values = np.asarray(corners.transpose("corner", "point", "embedding").values)
+        if linear:  # a zero-weight corner may be NaN (an unwritten neighbour): leave it out
+            combined = np.zeros(values.shape[1:])
+            for w, corner in zip(weights[:, batch, None], values, strict=True):
+                combined += np.where(w > 0, w * corner, 0.0)
+            values = combined[None]
+        out[inside[batch]] = values[0]
     return out
 
 
