@@ -1,4 +1,4 @@
-"""The ``xsatclip`` command: precompute, info, sample, embed-points, models, train.
+"""The ``xsatclip`` command: precompute, info, sample, embed-points, models, train, evaluate.
 
 Errors that xsatclip raises on purpose (and missing files, other OS errors, bad values) end
 the command with one line, ``xsatclip: error: ...``, and exit status 1; argparse usage errors
@@ -264,6 +264,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from .evaluate import evaluate, format_table
+
+    out_format = None if args.out is None else os.path.splitext(args.out)[1].lower()
+    if out_format not in (None, ".csv", ".md"):
+        raise ValueError(f"--out {args.out}: unknown format {out_format!r}; use .csv or .md")
+    results = evaluate(args.features, tasks=args.tasks, n_points=args.n_points,
+                       folds=args.folds, block_deg=args.block_deg, seed=args.seed,
+                       progress=not args.quiet)
+    table = format_table(results)
+    if out_format == ".csv":
+        results.to_csv(args.out, index=False)
+    elif out_format == ".md":
+        Path(args.out).write_text(table + "\n")
+    print(table)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -359,6 +379,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail if OUT already holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=cmd_train)
+
+    from . import evaluate
+
+    p = sub.add_parser(
+        "evaluate", help="score location features with linear probes on labelled data",
+        description="Linear probes (ridge) of location features on real labelled data "
+                    "(needs the eval extra), under spatially blocked cross-validation. Prints "
+                    "a Markdown table: a row per feature set, mean ± std over folds per task.")
+    p.add_argument("--features", nargs="+", metavar="F", default=list(evaluate.DEFAULT_FEATURES),
+                   help="lonlat, cartesian, sh-L, geoclip, or a model name, checkpoint file, "
+                        "model directory or Hub id (default: %(default)s)")
+    p.add_argument("--tasks", nargs="+", metavar="T", default=list(evaluate.DEFAULT_TASKS),
+                   help=f"among {', '.join(evaluate.TASKS)} (default: all)")
+    p.add_argument("--n-points", type=int, metavar="N", default=evaluate.DEFAULT_N_POINTS,
+                   help="points per task (default %(default)s)")
+    p.add_argument("--folds", type=int, metavar="K", default=5,
+                   help="cross-validation folds (default %(default)s)")
+    p.add_argument("--block-deg", type=float, metavar="DEG", default=evaluate.DEFAULT_BLOCK_DEG,
+                   help="side of the spatial blocks in degrees (default %(default)s)")
+    p.add_argument("--seed", type=int, metavar="S", default=0,
+                   help="seed of sampling and folds (default %(default)s)")
+    p.add_argument("--out", metavar="FILE", help="also write the results: .csv (one row per "
+                                                 "task and feature set) or .md (the table)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("models", help="list known model names",
                        description="List the published SatCLIP models and bundled defaults.")
