@@ -139,6 +139,7 @@ def test_checkpoint_and_model_object_give_finite_equal_scores(tiny_checkpoint):
         (dict(n_points=0), ["n_points", "0"]),
         (dict(block_deg=-5.0), ["block_deg", "-5"]),
         (dict(tasks=["elevation"], block_deg=120.0, folds=8), ["block", "folds=8"]),
+        (dict(tasks=["country"], n_points=100), ["n_points=100", "country"]),
     ],
 )
 def test_bad_arguments_raise_errors_naming_them(kwargs, fragments):
