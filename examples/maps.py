@@ -104,7 +104,7 @@ def main() -> None:
              f"({100 * sum(explained):.0f}% of the variance)", coast)
 
     test = np.random.default_rng(1).permutation(lon.size) < lon.size // 4
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
     classifier.fit(features[~test], land[~test])
     probability = classifier.predict_proba(features[test])[:, 1]
     metrics = {
