@@ -390,6 +390,7 @@ def evaluate(
     rows = []
     bar = tqdm(total=len(tasks) * len(feature_sets), disable=not progress, file=sys.stderr)
     for task_name in tasks:
+        bar.set_description(f"{task_name}: loading data")
         data = TASKS[task_name](int(n_points), seed)
         rng = np.random.default_rng(seed)
         blocks = spatial_blocks(data.lon, data.lat, block_deg)
