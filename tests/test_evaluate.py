@@ -12,7 +12,7 @@ import pytest
 
 import xsatclip
 from xsatclip import cli
-from xsatclip import evaluate as suite
+from xsatclip import evaluation as suite
 from xsatclip.errors import MissingDependencyError
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("xsatclip")

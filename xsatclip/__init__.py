@@ -19,6 +19,7 @@ _EXPORTS = {
     "LocationEncoder": ".model",
     "ModelConfig": ".model",
     "TrainConfig": ".train_config",
+    "evaluate": ".evaluation",
     "grid": ".spatial",
     "load_model": ".checkpoints",
     "open_cube": ".cube",

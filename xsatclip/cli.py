@@ -267,7 +267,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from pathlib import Path
 
-    from .evaluate import evaluate, format_table
+    from .evaluation import evaluate, format_table
 
     out_format = None if args.out is None else os.path.splitext(args.out)[1].lower()
     if out_format not in (None, ".csv", ".md"):
@@ -380,23 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=cmd_train)
 
-    from . import evaluate
+    from . import evaluation
 
     p = sub.add_parser(
         "evaluate", help="score location features with linear probes on labelled data",
         description="Linear probes (ridge) of location features on real labelled data "
                     "(needs the eval extra), under spatially blocked cross-validation. Prints "
                     "a Markdown table: a row per feature set, mean ± std over folds per task.")
-    p.add_argument("--features", nargs="+", metavar="F", default=list(evaluate.DEFAULT_FEATURES),
+    p.add_argument("--features", nargs="+", metavar="F", default=list(evaluation.DEFAULT_FEATURES),
                    help="lonlat, cartesian, sh-L, geoclip, or a model name, checkpoint file, "
                         "model directory or Hub id (default: %(default)s)")
-    p.add_argument("--tasks", nargs="+", metavar="T", default=list(evaluate.DEFAULT_TASKS),
-                   help=f"among {', '.join(evaluate.TASKS)} (default: all)")
-    p.add_argument("--n-points", type=int, metavar="N", default=evaluate.DEFAULT_N_POINTS,
+    p.add_argument("--tasks", nargs="+", metavar="T", default=list(evaluation.DEFAULT_TASKS),
+                   help=f"among {', '.join(evaluation.TASKS)} (default: all)")
+    p.add_argument("--n-points", type=int, metavar="N", default=evaluation.DEFAULT_N_POINTS,
                    help="points per task (default %(default)s)")
     p.add_argument("--folds", type=int, metavar="K", default=5,
                    help="cross-validation folds (default %(default)s)")
-    p.add_argument("--block-deg", type=float, metavar="DEG", default=evaluate.DEFAULT_BLOCK_DEG,
+    p.add_argument("--block-deg", type=float, metavar="DEG", default=evaluation.DEFAULT_BLOCK_DEG,
                    help="side of the spatial blocks in degrees (default %(default)s)")
     p.add_argument("--seed", type=int, metavar="S", default=0,
                    help="seed of sampling and folds (default %(default)s)")

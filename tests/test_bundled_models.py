@@ -1,0 +1,65 @@
+"""The bundled default models: offline, recorded, and what embed(level=...) uses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import xsatclip
+from xsatclip.registry import BUNDLED_MODELS, DEFAULT_MODELS, bundled_model_directory
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No network: the Hub client must not even be asked."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("xsatclip.checkpoints.download_from_hub", _no_download)
+
+
+def _no_download(*args):
+    raise AssertionError(f"tried to download {args}")
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_model_loads_offline_and_matches_its_training_record(name):
+    model = xsatclip.load_model(name, device="cpu")
+    record = json.loads((bundled_model_directory(name) / "training.json").read_text())
+    assert model.identity.sha256 == record["sha256"]
+    assert model.identity.source == name and model.identity.name == name
+    assert (model.level, model.embed_dim) == (record["train_config"]["level"], 256)
+    card = (bundled_model_directory(name) / "MODEL_CARD.md").read_text()
+    assert record["sha256"] in card
+    assert "land_ocean" in card and "elevation" in card
+
+
+@pytest.mark.parametrize("level", sorted(DEFAULT_MODELS))
+def test_embed_by_level_uses_the_bundled_model(level):
+    emb = xsatclip.grid(30.0).satclip.embed(level=level)
+    assert emb.attrs["model_name"] == DEFAULT_MODELS[level]
+    assert emb.attrs["model_source"] == DEFAULT_MODELS[level]
+    values = emb.compute().values
+    direct = xsatclip.load_model(DEFAULT_MODELS[level], device="cpu").encode(
+        *np.meshgrid(emb.lon.values, emb.lat.values))
+    # float32: the separable grid path against the pointwise one.
+    np.testing.assert_allclose(values.reshape(-1, 256), direct, rtol=0, atol=1e-5)
+
+
+def test_default_level_is_40():
+    emb = xsatclip.grid(60.0).satclip.embed()
+    assert emb.attrs["model_name"] == "bluemarble-l40" and emb.attrs["model_level"] == 40
+
+
+def test_bundled_models_tell_land_from_ocean():
+    """A trained embedding, not noise: Sahara vs mid-Pacific points are further apart than
+    points within each (cosine distance, float32)."""
+    model = xsatclip.load_model("bluemarble-l10", device="cpu")
+    sahara = model.encode([5.0, 10.0, 15.0], [20.0, 22.0, 24.0])
+    pacific = model.encode([-150.0, -145.0, -140.0], [-10.0, -12.0, -14.0])
+    unit = np.concatenate([sahara, pacific])
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    pairs = np.triu_indices(3, 1)
+    within = np.r_[similarity[:3, :3][pairs], similarity[3:, 3:][pairs]]
+    assert within.min() > similarity[:3, 3:].max()
