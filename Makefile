@@ -2,11 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env test bench cube lint
+.PHONY: env test bench cube evaluate lint
 
-# Until bundled default models ship, the main job uses the golden fixtures' real tiny
-# checkpoint, which is on disk: it runs offline.
-MODEL ?= ../shared/golden/satclip-tiny-l40.ckpt
+# The main job: a global 1-degree cube with the bundled L = 40 model (offline).
+LEVEL ?= 40
+RESOLUTION ?= 1
 CUBE ?= cube.zarr
 
 $(VENV)/.installed: pyproject.toml
@@ -25,8 +25,11 @@ lint: env
 	$(VENV)/bin/ruff check xsatclip tests benchmarks examples tools
 
 cube: env
-	$(VENV)/bin/xsatclip precompute $(CUBE) --resolution 10 --model $(MODEL)
+	$(VENV)/bin/xsatclip precompute $(CUBE) --resolution $(RESOLUTION) --level $(LEVEL)
 	$(VENV)/bin/xsatclip info $(CUBE)
+
+evaluate: env
+	$(VENV)/bin/xsatclip evaluate --out evaluation.md
 
 bench: env
 	$(PY) benchmarks/run.py
