@@ -39,12 +39,11 @@ def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict")
         classes = getattr(estimator, "classes_", None)
         if classes is None:  # one probe row tells the number of classes
             classes = np.arange(np.shape(function(np.zeros((1, size))))[1])
+        extra = (len(classes),)  # trailing output shape of a row
         outputs = {"output_core_dims": [["class"]],
                    "dask_gufunc_kwargs": {"output_sizes": {"class": len(classes)}}}
     else:
-        outputs = {}
-
-    extra = (len(classes),) if method == "predict_proba" else ()
+        extra, outputs = (), {}
 
     def apply(block: np.ndarray) -> np.ndarray:
         rows = block.reshape(-1, size)
