@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import math
 from collections.abc import Mapping
 
+import numba
 import numpy as np
 import torch
 
@@ -13,6 +16,7 @@ from .harmonics import (
     NUMERICS,
     check_latitude,
     check_longitude,
+    legendre_recursion_coefficients,
     spherical_harmonics,
     validate_lonlat,
     zonal_scale,
@@ -78,12 +82,94 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def default_batch_size(device: torch.device, level: int, capacity: int) -> int:
-    """Points per batch: a few tens of MB of features on the CPU, a share of free GPU memory."""
-    bytes_per_point = 8 * (3 * level * level + 2 * capacity)  # float64 basis temporaries
+    """Points per batch: on the CPU, a basis block of about 1 MiB of float32 (at least 256
+    points), which stays in the core's L2 cache between the basis kernel and the first GEMM
+    (larger blocks were slower at L = 40); a share of free GPU memory on accelerators."""
     if device.type == "cuda":
+        bytes_per_point = 8 * (3 * level * level + 2 * capacity)  # float64 basis temporaries
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(4096, min(2**22, free // 4 // bytes_per_point)))
-    return int(max(1024, min(65536, 64 * 2**20 // bytes_per_point)))
+    return int(max(256, min(65536, 2**20 // (4 * level * level))))
+
+
+BASIS_TILE = 128  # points per tile of the column basis kernel: its inner loops run across them
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=False)
+def _basis_columns_kernel(lon, lat, diag, a, b, zonal, tiny, out):  # pragma: no cover
+    """Fill ``out`` (L*L, N) with the basis of N points, one column per point.
+
+    The recursion of :func:`xsatclip.harmonics.spherical_harmonics` ("exact" numerics, the
+    same operations in the same order), for a tile of points at a time with the points
+    innermost: the loops vectorise across points, and each feature row is written
+    contiguously, ready for ``W_0 @ out``. Values below ``tiny`` in magnitude (the smallest
+    normal number of ``out``'s dtype) are stored as 0: subnormal operands slow the first
+    GEMM down by ~1.4x on x86, and at float32 the change is below 1.2e-38.
+    """
+    n = out.shape[1]
+    L = diag.shape[0]
+    sqrt2 = math.sqrt(2.0)
+    p00 = 1.0 / math.sqrt(4.0 * math.pi)
+    for tile in numba.prange((n + BASIS_TILE - 1) // BASIS_TILE):
+        lo = tile * BASIS_TILE
+        w = min(BASIS_TILE, n - lo)
+        x, s = np.empty(w), np.empty(w)  # cos(theta), sin(theta)
+        c1, s1 = np.empty(w), np.empty(w)  # cos(phi), sin(phi)
+        cm, sm = np.ones(w), np.zeros(w)  # cos(m phi), sin(m phi)
+        pmm, p, p_prev = np.full(w, p00), np.empty(w), np.empty(w)
+        for k in range(w):
+            t = math.radians(lat[lo + k])
+            x[k] = -math.sin(t)
+            s[k] = math.cos(t)
+            phi = math.radians((lon[lo + k] + 180.0) % 360.0)
+            c1[k] = math.cos(phi)
+            s1[k] = math.sin(phi)
+        for m in range(L):
+            if m > 0:
+                for k in range(w):
+                    pmm[k] = diag[m] * s[k] * pmm[k]
+                    c, sn = cm[k], sm[k]
+                    cm[k] = c * c1[k] - sn * s1[k]
+                    sm[k] = sn * c1[k] + c * s1[k]
+            p[:] = pmm
+            p_prev[:] = 0.0
+            for l in range(m, L):
+                if l > m:
+                    alm, blm = a[l, m], b[l, m]
+                    for k in range(w):
+                        q = p[k]
+                        p[k] = alm * (x[k] * q - blm * p_prev[k])
+                        p_prev[k] = q
+                centre = l * l + l
+                if m == 0:
+                    row = out[centre, lo:lo + w]
+                    for k in range(w):
+                        v = zonal * p[k]
+                        row[k] = 0.0 if abs(v) < tiny else v
+                else:
+                    plus, minus = out[centre + m, lo:lo + w], out[centre - m, lo:lo + w]
+                    for k in range(w):
+                        v = sqrt2 * p[k]
+                        c, sn = v * cm[k], v * sm[k]
+                        plus[k] = 0.0 if abs(c) < tiny else c
+                        minus[k] = 0.0 if abs(sn) < tiny else sn
+        for k in range(w):
+            if math.isnan(lon[lo + k]) or math.isnan(lat[lo + k]):
+                out[:, lo + k] = math.nan
+
+
+@functools.cache
+def _fold_columns(L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Basis columns for the separable fold, (2L - 1, L) each: row k is m = k - (L - 1), its
+    degrees l = |m| .. L - 1 then padding. The first holds the column of ``A_{l,|m|}`` (padding:
+    column 0), the second ``W_0``'s column of (l, m) (padding: L*L, a zero column)."""
+    legendre = np.zeros((2 * L - 1, L), dtype=np.int64)
+    weight = np.full((2 * L - 1, L), L * L, dtype=np.int64)
+    for k, m in enumerate(range(-(L - 1), L)):
+        degree = np.arange(abs(m), L)
+        legendre[k, : degree.size] = degree * degree + degree + abs(m)
+        weight[k, : degree.size] = degree * degree + degree + m
+    return legendre, weight
 
 
 class LocationEncoder:
@@ -167,19 +253,49 @@ class LocationEncoder:
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
         points at a time: the (N, L*L) basis is never materialised for all N.
+
+        The network runs on feature columns, ``h = sin(w0 (W @ x + b))`` with x (features,
+        points): on the CPU ("exact" numerics) the basis kernel writes each batch's columns
+        into one reused buffer, and every layer's output goes into a reused buffer, the last
+        one straight into the result.
         """
         lon, lat = validate_lonlat(lon, lat)
-        if batch_size is None:
-            batch_size = default_batch_size(self.device, self.level, self.config.capacity)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        batch_size = self._batch_size(batch_size)
         out = np.empty((lon.size, self.embed_dim), dtype=self.dtype)
+        fused = self.basis_backend == "numba" and self.numerics == "exact"
+        points = min(batch_size, lon.size)
+        features = np.empty(self.level**2 * points if fused else 0, self.dtype)
+        hidden = [torch.empty(self.config.capacity * points, dtype=DTYPES[self.dtype],
+                              device=self.device) for _ in range(2)]
+        coefficients = legendre_recursion_coefficients(self.level)
+        tiny = np.finfo(self.dtype).tiny
         with torch.inference_mode():
             for start in range(0, lon.size, batch_size):
-                stop = start + batch_size
-                features = self.basis(lon[start:stop], lat[start:stop])
-                out[start:stop] = self.network(features).cpu().numpy()
+                stop = min(start + batch_size, lon.size)
+                if fused:
+                    columns = features[: self.level**2 * (stop - start)].reshape(-1, stop - start)
+                    _basis_columns_kernel(lon[start:stop], lat[start:stop], *coefficients,
+                                          self.zonal_scale, tiny, columns)
+                    x = torch.from_numpy(columns)
+                else:
+                    x = self.basis(lon[start:stop], lat[start:stop]).T
+                for i, layer in enumerate(self.network.layers):
+                    h = hidden[i % 2][: x.shape[1] * layer.weight.shape[0]].view(-1, x.shape[1])
+                    x = layer.activate(torch.addmm(layer.bias[:, None], layer.weight, x, out=h))
+                last = self.network.last_layer
+                result = torch.from_numpy(out[start:stop])
+                if self.device.type == "cpu":
+                    torch.addmm(last.bias, x.T, last.weight.T, out=result)
+                else:
+                    result.copy_(torch.addmm(last.bias, x.T, last.weight.T))
         return out
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return default_batch_size(self.device, self.level, self.config.capacity)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        return batch_size
 
     def encode_grid(self, lon, lat, *, batch_size: int | None = None) -> np.ndarray:
         """Embeddings of the rectilinear grid ``lat`` (ny,) x ``lon`` (nx,): (ny, nx, embed_dim).
@@ -188,45 +304,50 @@ class LocationEncoder:
         part of the column, so the first layer folds per row,
         ``W_0 Y(i, j) = sum_m (sum_l W_0[:, (l, m)] A_lm(lat_i)) T_m(lon_j)``, and costs
         O(hidden x (2L - 1)) per point instead of O(hidden x L^2). The per-row basis comes from
-        the model's numerics and the fold is done in float64. Memory is bounded by
+        the model's numerics; the fold runs in the model's dtype. Memory is bounded by
         ``batch_size`` points (whole rows) at a time.
         """
         lon, lat = check_longitude(lon), check_latitude(lat)
-        if batch_size is None:
-            batch_size = default_batch_size(self.device, self.level, self.config.capacity)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        torch_dtype = DTYPES[self.dtype]
-        folded = torch.from_numpy(self._fold_first_layer(lat)).to(self.device, torch_dtype)
-        trig = torch.from_numpy(self._column_trig(lon)).to(self.device, torch_dtype)
+        batch_size = self._batch_size(batch_size)
+        folded = self._fold_first_layer(lat)
+        trig = torch.from_numpy(self._column_trig(lon)).to(self.device, DTYPES[self.dtype])
         bias = self.network.layers[0].bias
         out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.dtype)
         rows_per_batch = max(1, batch_size // max(lon.size, 1))
         with torch.inference_mode():
             for start in range(0, lat.size, rows_per_batch):
-                stop = start + rows_per_batch
-                pre = torch.matmul(trig, folded[start:stop]) + bias  # (rows, nx, hidden)
-                emb = self.network.head(pre.reshape(-1, pre.shape[-1]))
-                out[start:stop] = emb.reshape(-1, lon.size, self.embed_dim).cpu().numpy()
+                stop = min(start + rows_per_batch, lat.size)
+                # One GEMM for the batch's rows: (nx, 2L - 1) @ (2L - 1, rows * hidden), so
+                # point (i, j) is row j, columns i * hidden .. (i + 1) * hidden - 1.
+                pre = torch.addmm(bias.repeat(stop - start), trig, folded[:, start:stop].flatten(1))
+                emb = self.network.head(pre.view(-1, bias.shape[0]))
+                out[start:stop] = emb.view(lon.size, stop - start, -1).transpose(0, 1).cpu().numpy()
         return out
 
-    def _fold_first_layer(self, lat: np.ndarray) -> np.ndarray:
-        """``R[i, k, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1), float64
-        (ny, 2L - 1, hidden)."""
+    def _fold_first_layer(self, lat: np.ndarray) -> torch.Tensor:
+        """``R[k, i, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1):
+        (2L - 1, ny, hidden) in the model's dtype, on its device.
+
+        One batched GEMM over m, each m's degrees padded to L with zero weights, in torch (so
+        that it follows the thread policy of workers.single_threaded_kernels).
+        """
         L = self.level
         # At lon = -180 (phi = 0) the m >= 0 columns hold exactly the Legendre parts.
         rows = spherical_harmonics(np.full(lat.size, -180.0), lat, L,
                                    convention=self.config.convention, numerics=self.numerics,
                                    dtype=np.float64)
-        degree = np.repeat(np.arange(L), 2 * np.arange(L) + 1)
-        order = np.arange(L * L) - degree * degree - degree
-        legendre = rows[:, degree * degree + degree + np.abs(order)]
-        weight = self.network.layers[0].weight.detach().to("cpu", torch.float64).numpy()
-        folded = np.empty((lat.size, 2 * L - 1, weight.shape[0]))
-        for k, m in enumerate(range(-(L - 1), L)):
-            cols = order == m
-            folded[:, k] = legendre[:, cols] @ weight[:, cols].T
-        return folded
+        legendre_columns, weight_columns = _fold_columns(L)
+        legendre = rows[:, legendre_columns]
+        # High orders near the poles have Legendre parts so small that their products with
+        # the weights would be subnormal, which slows the GEMMs several-fold. Parts below
+        # tiny / eps (1e-31 in float32) are dropped: each such term is below 1e-31 |W_0|, some
+        # 20 orders of magnitude under the float32 resolution of the pre-activations.
+        info = np.finfo(self.dtype)
+        legendre[np.abs(legendre) < info.tiny / info.eps] = 0.0
+        weight = self.network.layers[0].weight.detach().to("cpu")
+        padded = torch.cat([weight.T, weight.new_zeros(1, weight.shape[0])])[weight_columns]
+        folded = torch.bmm(torch.from_numpy(legendre).to(weight.dtype).transpose(0, 1), padded)
+        return folded.to(self.device)
 
     def _column_trig(self, lon: np.ndarray) -> np.ndarray:
         """``T[j, k]`` = sin(|m| phi_j), 1, cos(m phi_j) for m = k - (L - 1) <, =, > 0
