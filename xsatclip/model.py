@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -93,6 +95,28 @@ def default_batch_size(device: torch.device, level: int, capacity: int) -> int:
 
 
 BASIS_TILE = 128  # points per tile of the column basis kernel: its inner loops run across them
+PIECE_BATCHES = 16  # batches per piece of work handed to a thread (LocationEncoder._run_pieces)
+
+
+@contextlib.contextmanager
+def single_threaded_kernels():
+    """Run torch and Numba with one thread in the calling thread (a Dask task, or a piece of
+    :meth:`LocationEncoder._run_pieces`), then restore.
+
+    Both counts are per OS thread (torch's comes from OpenMP), so concurrent pieces do not
+    disturb each other. Numba's threading layer is started first: its start-up sets the
+    OpenMP thread count of the thread that triggers it, which would undo torch's setting.
+    numpy's own BLAS (OpenBLAS) is not covered: kernels here use torch for matrix products.
+    """
+    numba_threads = numba.get_num_threads()  # also starts Numba's threading layer
+    torch_threads = torch.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        numba.set_num_threads(numba_threads)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=False)
@@ -252,16 +276,25 @@ class LocationEncoder:
         """Embeddings of points, (N, embed_dim) in the model's dtype.
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
-        points at a time: the (N, L*L) basis is never materialised for all N.
+        points at a time (per thread): the (N, L*L) basis is never materialised for all N.
 
         The network runs on feature columns, ``h = sin(w0 (W @ x + b))`` with x (features,
         points): on the CPU ("exact" numerics) the basis kernel writes each batch's columns
         into one reused buffer, and every layer's output goes into a reused buffer, the last
-        one straight into the result.
+        one straight into the result. Threads: see :meth:`_run_pieces`.
         """
         lon, lat = validate_lonlat(lon, lat)
         batch_size = self._batch_size(batch_size)
         out = np.empty((lon.size, self.embed_dim), dtype=self.dtype)
+
+        def run(start: int, stop: int) -> None:
+            self._encode_batches(lon[start:stop], lat[start:stop], out[start:stop], batch_size)
+
+        self._run_pieces(lon.size, PIECE_BATCHES * batch_size, run)
+        return out
+
+    def _encode_batches(self, lon: np.ndarray, lat: np.ndarray, out: np.ndarray,
+                        batch_size: int) -> None:
         fused = self.basis_backend == "numba" and self.numerics == "exact"
         points = min(batch_size, lon.size)
         features = np.empty(self.level**2 * points if fused else 0, self.dtype)
@@ -288,7 +321,6 @@ class LocationEncoder:
                     torch.addmm(last.bias, x.T, last.weight.T, out=result)
                 else:
                     result.copy_(torch.addmm(last.bias, x.T, last.weight.T))
-        return out
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
@@ -296,6 +328,30 @@ class LocationEncoder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         return batch_size
+
+    def _run_pieces(self, n: int, piece: int, run) -> None:
+        """``run(start, stop)`` over ``[0, n)`` in pieces of ``piece``.
+
+        On the CPU with several torch threads (a direct call, not a Dask task), the pieces go
+        to that many threads, each with single-threaded kernels: one synchronisation per
+        piece instead of one per kernel call. With intra-op threading every GEMM, sine and
+        basis call of a batch waits for all cores, and while another process holds a core
+        each of them waits for its time slice (20x slower on a 2-core machine).
+        """
+        threads = torch.get_num_threads() if self.device.type == "cpu" else 1
+        starts = range(0, n, piece)
+        if threads < 2 or len(starts) < 2:
+            for start in starts:
+                run(start, min(start + piece, n))
+            return
+
+        def task(start: int) -> None:
+            with single_threaded_kernels():
+                run(start, min(start + piece, n))
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xsatclip") as pool:
+            for _ in pool.map(task, starts):
+                pass
 
     def encode_grid(self, lon, lat, *, batch_size: int | None = None) -> np.ndarray:
         """Embeddings of the rectilinear grid ``lat`` (ny,) x ``lon`` (nx,): (ny, nx, embed_dim).
@@ -305,15 +361,25 @@ class LocationEncoder:
         ``W_0 Y(i, j) = sum_m (sum_l W_0[:, (l, m)] A_lm(lat_i)) T_m(lon_j)``, and costs
         O(hidden x (2L - 1)) per point instead of O(hidden x L^2). The per-row basis comes from
         the model's numerics; the fold runs in the model's dtype. Memory is bounded by
-        ``batch_size`` points (whole rows) at a time.
+        ``batch_size`` points (whole rows) at a time, per thread (see :meth:`_run_pieces`).
         """
         lon, lat = check_longitude(lon), check_latitude(lat)
         batch_size = self._batch_size(batch_size)
-        folded = self._fold_first_layer(lat)
         trig = torch.from_numpy(self._column_trig(lon)).to(self.device, DTYPES[self.dtype])
-        bias = self.network.layers[0].bias
         out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.dtype)
         rows_per_batch = max(1, batch_size // max(lon.size, 1))
+
+        def run(start: int, stop: int) -> None:
+            self._grid_rows(lat[start:stop], trig, out[start:stop], rows_per_batch)
+
+        self._run_pieces(lat.size, PIECE_BATCHES * rows_per_batch, run)
+        return out
+
+    def _grid_rows(self, lat: np.ndarray, trig: torch.Tensor, out: np.ndarray,
+                   rows_per_batch: int) -> None:
+        folded = self._fold_first_layer(lat)
+        bias = self.network.layers[0].bias
+        nx = trig.shape[0]
         with torch.inference_mode():
             for start in range(0, lat.size, rows_per_batch):
                 stop = min(start + rows_per_batch, lat.size)
@@ -321,15 +387,15 @@ class LocationEncoder:
                 # point (i, j) is row j, columns i * hidden .. (i + 1) * hidden - 1.
                 pre = torch.addmm(bias.repeat(stop - start), trig, folded[:, start:stop].flatten(1))
                 emb = self.network.head(pre.view(-1, bias.shape[0]))
-                out[start:stop] = emb.view(lon.size, stop - start, -1).transpose(0, 1).cpu().numpy()
-        return out
+                emb = emb.view(nx, stop - start, self.embed_dim).transpose(0, 1)
+                out[start:stop] = emb.cpu().numpy()
 
     def _fold_first_layer(self, lat: np.ndarray) -> torch.Tensor:
         """``R[k, i, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1):
         (2L - 1, ny, hidden) in the model's dtype, on its device.
 
         One batched GEMM over m, each m's degrees padded to L with zero weights, in torch (so
-        that it follows the thread policy of workers.single_threaded_kernels).
+        that it follows the thread policy of :func:`single_threaded_kernels`).
         """
         L = self.level
         # At lon = -180 (phi = 0) the m >= 0 columns hold exactly the Legendre parts.

@@ -5,23 +5,22 @@ The model never travels in the task graph. Tasks carry a :class:`ModelSpec` (a f
 and each process loads the model once, on first use, and keeps it.
 
 Thread policy. Dask already runs one task per core (threaded scheduler) or per worker thread
-(distributed). Inside a task, torch and Numba therefore run single-threaded, so that N Dask
-threads use N cores and not N x cores. Outside Dask (``LocationEncoder.encode`` called
-directly) torch and Numba keep their defaults and use every core.
+(distributed). Inside a task, torch and Numba therefore run single-threaded
+(:func:`~xsatclip.model.single_threaded_kernels`), so that N Dask threads use N cores and not
+N x cores. Outside Dask (``LocationEncoder.encode`` or ``encode_grid`` called directly) the
+encoder does the same by itself: it hands pieces of its work to as many threads as torch
+would use, each single-threaded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 
-import numba
 import numpy as np
 import pyproj
-import torch
 
-from .model import LocationEncoder
+from .model import LocationEncoder, single_threaded_kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,25 +65,6 @@ def register_model(model: LocationEncoder, spec: ModelSpec) -> None:
     """Seed this process's cache with an already loaded model (saves a reload)."""
     with _cache_lock:
         _cache.setdefault(spec, model)
-
-
-@contextlib.contextmanager
-def single_threaded_kernels():
-    """Run torch and Numba with one thread in the calling thread (a Dask task), then restore.
-
-    Both counts are per OS thread (torch's comes from OpenMP). Numba's threading layer is
-    started first: its start-up sets the OpenMP thread count of the thread that triggers it,
-    which would undo torch's setting.
-    """
-    numba_threads = numba.get_num_threads()  # also starts Numba's threading layer
-    torch_threads = torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(torch_threads)
-        numba.set_num_threads(numba_threads)
 
 
 def to_lonlat(x: np.ndarray, y: np.ndarray, crs_wkt: str | None):
