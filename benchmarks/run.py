@@ -1,17 +1,29 @@
-"""Throughput of xsatclip's basis and encoder against the naive reference-style baseline.
+"""xsatclip benchmark suite: basis, encoder (pointwise, separable grid) and end-to-end Zarr.
 
     python benchmarks/run.py [--quick] [--threads N] [--section {foundation,cube,all}]
 
-Foundation section: each case runs in a fresh subprocess (so its memory numbers are its own):
-set up points and the model, warm up (Numba compile, torch init) on a small slice, then time
-the best of 3 calls on all N points. Prints the machine, a markdown table and the L = 40 basis
-target line. To add a row, append a :class:`Case` to ``CASES``.
+Prints one markdown table for an L = 40, capacity 512 encoder (the published ViT16-L40
+shape: 1600 -> 512 -> 512 -> 256, random float32 weights), then the target lines. Every row
+runs in a fresh subprocess, so its peak RSS is its own. Each row is compared, in the same
+run, with
 
-Cube section (end-to-end Zarr): for each ``CubeCase`` (L, grid resolution), two fresh
-subprocesses: (a) encoder only, ``encode_grid`` over the grid's 128 x 128 chunks in a pool of
-precompute's thread count, each chunk single-threaded, results discarded; (b) end to end,
-``xsatclip.precompute`` into a fresh temporary store. Both warm up on a 10-degree grid first.
-Prints points/s, (b)/(a) and (b)'s peak RSS with their target lines.
+* ``vs naive``: the naive baseline of its kind (benchmarks/naive.py: per-harmonic torch
+  float64 basis, float64 MLP);
+* ``vs GEMM bound``: the rate that pure GEMM time would allow. The ``GEMM bound`` row times
+  dense float32 ``torch.matmul`` of the encoder's layer shapes, (B x 1600) @ (1600 x 512),
+  (B x 512) @ (512 x 512) and (B x 512) @ (512 x 256), at B = 256 (encode's batch) and 4096,
+  intra-op threaded and as one single-threaded stream per thread (the fastest counts);
+  points/s bound = GEMM FLOP/s / (2 * sum of in * out) per point. The
+  separable and end-to-end rows do fewer FLOPs per point but are set against the same
+  pointwise bound, so their ratio can exceed 1.
+
+Foundation rows (``--section foundation``): warm up on 256 points (Numba compile, torch
+init), then the best of ``--repeats`` calls on N points (uniform on the sphere, seed 0) with
+``--threads`` torch and Numba threads. Cube rows (``--section cube``): a global grid (0.25
+degree; 1 degree with --quick) in 128 x 128 chunks on ``--threads`` chunk threads (default:
+one per core, as precompute), each chunk single-threaded; one full-size warm-up run, then
+one timed run; the store goes to ``--store-dir`` (default: the temporary directory). To add
+a row, append a :class:`Row` to ``ROWS``.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,144 +44,196 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-GOLDEN = Path(os.environ.get("XSATCLIP_GOLDEN", HERE.parent.parent / "shared" / "golden"))
+LEVEL, CAPACITY = 40, 512
 WARMUP_POINTS = 256
-TARGET_RATIO = 50.0
+QUICK_DIVISOR = 10
+CUBE_RESOLUTION = 0.25  # degrees; --quick: 4x coarser
+GEMM_BATCHES = (256, 4096)
+
+TARGETS = {  # name: threshold
+    "basis vs naive": 50.0,
+    "pointwise vs GEMM bound": 0.85,
+    "separable vs pointwise": 2.0,
+    "separable vs naive": 30.0,
+    "end-to-end vs encoder-only": 0.80,
+    "peak RSS (MiB)": 2048.0,
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One table row. ``setup()`` returns the timed ``fn(lon, lat)`` (float64 torch tensors)."""
-
-    name: str
-    kind: str  # rows of one kind, L and capacity are compared with the naive one among them
-    level: int
-    capacity: int | None
-    points: int  # N in a full run; --quick divides it by QUICK_DIVISOR
-    setup: Callable[[], Callable[[object, object], object]]
-    naive: bool = False
-
-    @property
-    def group(self) -> tuple:
-        return (self.kind, self.level, self.capacity)
+def layer_shapes() -> list[tuple[int, int]]:
+    """(in, out) of every linear layer of the benchmarked encoder."""
+    return [(LEVEL * LEVEL, CAPACITY), (CAPACITY, CAPACITY), (CAPACITY, 256)]
 
 
-def _exact_basis(level: int):
-    def setup():
-        import numpy as np
-
-        from xsatclip import spherical_harmonics
-
-        return lambda lon, lat: spherical_harmonics(lon.numpy(), lat.numpy(), level,
-                                                    dtype=np.float32)
-
-    return setup
+def flop_per_point() -> int:
+    return 2 * sum(i * o for i, o in layer_shapes())
 
 
-def _naive_basis(level: int):
-    def setup():
-        import torch
-        from naive import naive_basis
-
-        def run(lon, lat):
-            with torch.inference_mode():
-                return naive_basis(lon, lat, level)
-
-        return run
-
-    return setup
-
-
-def _model(level: int, capacity: int, dtype: str):
-    """Golden capacity-256 checkpoint, or random weights for other capacities."""
+def model(dtype: str = "float32"):
+    """The benchmarked encoder: random weights, seed 0, on the CPU."""
     import torch
 
     import xsatclip
 
-    if capacity == 256:
-        return xsatclip.load_model(GOLDEN / f"satclip-tiny-l{level}.ckpt", device="cpu",
-                                   dtype=dtype)
     torch.manual_seed(0)
-    config = xsatclip.ModelConfig(level=level, capacity=capacity)
+    config = xsatclip.ModelConfig(level=LEVEL, capacity=CAPACITY)
     return xsatclip.LocationEncoder(config, config.build_network().state_dict(),
                                     source="random", dtype=dtype, device="cpu")
 
 
-def _exact_encoder(level: int, capacity: int):
-    def setup():
-        model = _model(level, capacity, "float32")
-        return lambda lon, lat: model.encode(lon.numpy(), lat.numpy())
-
-    return setup
+# --------------------------------------------------------------------------- row runners
+# Each returns the timed callable's {"seconds", "points"} (plus extras); it runs in the row's
+# subprocess, after set_threads.
 
 
-def _naive_encoder(level: int, capacity: int):
-    def setup():
-        import torch
-        from naive import naive_encoder
+def _best_of(fn, lon, lat, repeats: int) -> float:
+    fn(lon[:WARMUP_POINTS], lat[:WARMUP_POINTS])  # compile / initialise
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(lon, lat)
+        best = min(best, time.perf_counter() - start)
+    return best
 
-        weights = _model(level, capacity, "float64").network.state_dict()
 
-        def run(lon, lat):
+def _points(n: int):
+    from naive import random_points
+
+    return random_points(n, seed=0)
+
+
+def run_gemm(n: int, repeats: int) -> dict:
+    """Per point, the best time of the layer GEMMs on B x in inputs (B in GEMM_BATCHES), run
+    either as intra-op threaded torch.matmul or, like ``encode``, as one single-threaded
+    stream per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from xsatclip.model import single_threaded_kernels
+
+    threads = torch.get_num_threads()
+    best = float("inf")
+    for batch in GEMM_BATCHES:
+        reps = max(1, n // batch // threads)
+
+        def stream(_=None, batch=batch, reps=reps):
+            inputs = [torch.randn(batch, i) for i, _ in layer_shapes()]
+            weights = [torch.randn(i, o) for i, o in layer_shapes()]
+            outputs = [torch.empty(batch, o) for _, o in layer_shapes()]
             with torch.inference_mode():
-                return naive_encoder(weights, lon, lat, level)
+                for _ in range(reps):
+                    for x, w, out in zip(inputs, weights, outputs, strict=True):
+                        torch.matmul(x, w, out=out)
 
-        return run
+        def single(_):
+            with single_threaded_kernels():
+                stream()
 
-    return setup
-
-
-def _cases() -> list[Case]:
-    # N per row: enough for a stable rate, small enough that the whole run stays ~2-3 minutes
-    # on 2 cores (the naive L=40 basis runs at ~1e3 points/s).
-    naive_points = {10: 20_000, 40: 5_000}
-    cases = []
-    for level in (10, 40):
-        cases += [
-            Case("basis exact (numba, float32)", "basis", level, None,
-                 500_000 if level == 10 else 50_000, _exact_basis(level)),
-            Case("basis naive (torch float64, per harmonic)", "basis", level, None,
-                 naive_points[level], _naive_basis(level), naive=True),
-        ]
-    for level, capacity in ((10, 256), (40, 256), (40, 512)):
-        cases += [
-            Case("encoder exact float32 (xsatclip)", "encoder", level, capacity, 50_000,
-                 _exact_encoder(level, capacity)),
-            Case("encoder naive float64", "encoder", level, capacity, naive_points[level],
-                 _naive_encoder(level, capacity), naive=True),
-        ]
-    return cases
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in range(repeats + 1):  # the first is the warm-up
+                start = time.perf_counter()
+                for _ in range(threads):
+                    stream()
+                best = min(best, (time.perf_counter() - start) / (threads * reps * batch))
+                start = time.perf_counter()
+                list(pool.map(single, range(threads)))
+                best = min(best, (time.perf_counter() - start) / (threads * reps * batch))
+    return {"seconds": best * n, "points": n, "gflops": flop_per_point() / best / 1e9}
 
 
-CASES = _cases()
-QUICK_DIVISOR = 10
+def run_basis_naive(n: int, repeats: int) -> dict:
+    import torch
+    from naive import naive_basis
+
+    def fn(lon, lat):
+        with torch.inference_mode():
+            naive_basis(lon, lat, LEVEL)
+
+    return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
 
 
-# --------------------------------------------------------------------------- cube section
+def run_basis(n: int, repeats: int) -> dict:
+    import numpy as np
 
-CUBE_TARGET_RATIO = 0.80
-CUBE_TARGET_RSS_MIB = 2048.0
-CUBE_WARMUP_RESOLUTION = 10.0
-CUBE_MODES = ("encoder", "precompute")
+    from xsatclip import spherical_harmonics
 
+    def fn(lon, lat):
+        spherical_harmonics(lon.numpy(), lat.numpy(), LEVEL, dtype=np.float32)
 
-@dataclasses.dataclass(frozen=True)
-class CubeCase:
-    """One end-to-end row: a golden capacity-256 checkpoint on a global grid."""
-
-    level: int
-    resolution: float  # degrees; --quick multiplies it by 4
-
-    @property
-    def checkpoint(self) -> Path:
-        return GOLDEN / f"satclip-tiny-l{self.level}.ckpt"
+    return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
 
 
-CUBE_CASES = [CubeCase(level, res) for level in (10, 40) for res in (1.0, 0.25)]
+def run_basis_columns(n: int, repeats: int) -> dict:
+    """The encoder's column kernel alone, in encode's batches and threads (no GEMMs)."""
+    import numpy as np
+
+    from xsatclip.harmonics import legendre_recursion_coefficients
+    from xsatclip.model import PIECE_BATCHES, _basis_columns_kernel
+
+    encoder = model()
+    batch = encoder._batch_size(None)
+    coefficients = legendre_recursion_coefficients(LEVEL)
+    tiny = np.finfo(np.float32).tiny
+
+    def fn(lon, lat):
+        lon, lat = lon.numpy(), lat.numpy()
+
+        def run(start, stop):
+            out = np.empty(LEVEL * LEVEL * batch, np.float32)
+            for first in range(start, stop, batch):
+                last = min(first + batch, stop)
+                columns = out[: LEVEL * LEVEL * (last - first)].reshape(-1, last - first)
+                _basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
+                                      encoder.zonal_scale, tiny, columns)
+
+        encoder._run_pieces(lon.size, PIECE_BATCHES * batch, run)
+
+    return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
 
 
-def _cube_encoder(model, lat, lon, chunk: int, threads: int) -> None:
-    """Precompute's unavoidable compute: encode_grid chunk by chunk, results discarded."""
+def run_encoder_naive(n: int, repeats: int) -> dict:
+    import torch
+    from naive import naive_encoder
+
+    weights = model("float64").network.state_dict()
+
+    def fn(lon, lat):
+        with torch.inference_mode():
+            naive_encoder(weights, lon, lat, LEVEL)
+
+    return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
+
+
+def run_encoder(n: int, repeats: int) -> dict:
+    encoder = model()
+
+    def fn(lon, lat):
+        encoder.encode(lon.numpy(), lat.numpy())
+
+    return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
+
+
+def run_grid(n: int, repeats: int) -> dict:
+    """``encode_grid`` on a global 1-degree grid (64,800 cells; 2 degrees with --quick), in
+    one call."""
+    import xsatclip
+
+    encoder = model()
+    grid = xsatclip.grid(1.0 if n >= 64_800 else 2.0)
+    lat, lon = grid["lat"].values, grid["lon"].values
+    encoder.encode_grid(lon[:16], lat[:16])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        encoder.encode_grid(lon, lat)
+        best = min(best, time.perf_counter() - start)
+    return {"seconds": best, "points": int(lat.size * lon.size)}
+
+
+def _cube_encoder(encoder, lat, lon, chunk: int, threads: int) -> None:
+    """Precompute's unavoidable compute: encode_grid chunk by chunk as precompute's tasks run
+    it (a pool of ``threads``, single-threaded kernels), results discarded."""
     from concurrent.futures import ThreadPoolExecutor
 
     from xsatclip.workers import single_threaded_kernels
@@ -178,119 +243,91 @@ def _cube_encoder(model, lat, lon, chunk: int, threads: int) -> None:
     def work(tile):
         i, j = tile
         with single_threaded_kernels():
-            model.encode_grid(lon[j:j + chunk], lat[i:i + chunk])
-        return None
+            encoder.encode_grid(lon[j:j + chunk], lat[i:i + chunk])
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for _ in pool.map(work, tiles):
             pass
 
 
-def run_cube_case(case: CubeCase, mode: str, resolution: float) -> dict:
-    """Time ``mode`` (encoder or precompute) of ``case`` once, after a warm-up, here."""
-    import tempfile
+def run_cube_encoder(resolution: float, threads: int, store_dir: str | None) -> dict:
+    return _run_cube(resolution, threads, store_dir, end_to_end=False)
+
+
+def run_cube(resolution: float, threads: int, store_dir: str | None) -> dict:
+    return _run_cube(resolution, threads, store_dir, end_to_end=True)
+
+
+def _run_cube(resolution: float, threads: int, store_dir: str | None, end_to_end: bool) -> dict:
+    """One full-size warm-up run (it also makes the VM back the page cache and heap this run
+    writes into), then one timed run."""
+    import shutil
 
     import dask
 
     import xsatclip
     from xsatclip.cube import DEFAULT_CHUNK
-    from xsatclip.embedding import resolve_model
 
-    threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)  # as precompute
-    ds = xsatclip.grid(resolution)
-    lat, lon = ds["lat"].values, ds["lon"].values
-    small = xsatclip.grid(CUBE_WARMUP_RESOLUTION)
-    with tempfile.TemporaryDirectory(prefix="xsatclip-bench-") as tmp:
-        if mode == "encoder":  # the same model precompute resolves
-            model = resolve_model(None, str(case.checkpoint), numerics=None, dtype="float32",
-                                  device="auto")
+    encoder = model()
+    grid = xsatclip.grid(resolution)
+    lat, lon = grid["lat"].values, grid["lon"].values
+    with tempfile.TemporaryDirectory(prefix="xsatclip-bench-", dir=store_dir) as tmp, \
+            dask.config.set(num_workers=threads):
+        store = Path(tmp) / "cube.zarr"
 
-            def fn():
-                _cube_encoder(model, lat, lon, DEFAULT_CHUNK, threads)
+        def fn():
+            if end_to_end:
+                xsatclip.precompute(store, resolution=resolution, model=encoder,
+                                    progress=False)
+            else:
+                _cube_encoder(encoder, lat, lon, DEFAULT_CHUNK, threads)
 
-            _cube_encoder(model, small["lat"].values, small["lon"].values, DEFAULT_CHUNK,
-                          threads)
-        else:
-            xsatclip.precompute(Path(tmp) / "warmup.zarr", resolution=CUBE_WARMUP_RESOLUTION,
-                                model=case.checkpoint, progress=False)
-
-            def fn():
-                xsatclip.precompute(Path(tmp) / "cube.zarr", resolution=resolution,
-                                    model=case.checkpoint, progress=False)
-
+        fn()
+        shutil.rmtree(store, ignore_errors=True)
         start = time.perf_counter()
         fn()
         seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "points": int(lat.size * lon.size), "peak_mib": peak,
-            "threads": threads}
+    return {"seconds": seconds, "points": int(lat.size * lon.size)}
 
 
-def _subprocess(args, extra: list[str], label: str) -> dict | None:
-    command = [sys.executable, __file__, *extra] + (["--quick"] * args.quick)
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        print(f"{label} failed:\n{done.stderr}", file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+# --------------------------------------------------------------------------- rows
 
 
-def cube_section(args) -> bool:
-    """Run and print the end-to-end Zarr section; True if every subprocess succeeded."""
-    scale = 4 if args.quick else 1
-    nan = {"seconds": float("nan"), "points": 0, "peak_mib": float("nan"), "threads": 0}
-    rows, failed = [], False
-    load_start = os.getloadavg()[0]
-    for index, case in enumerate(CUBE_CASES):
-        pair = []
-        for mode in CUBE_MODES:
-            result = _subprocess(args, ["--cube-case", str(index), "--cube-mode", mode],
-                                 f"cube case L={case.level} {case.resolution} deg {mode}")
-            failed |= result is None
-            pair.append(result or nan)
-        rows.append((case, *pair))
-    print(f"1-minute load average: {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-          f"{' (--quick: grids 4x coarser, smoke test)' if args.quick else ''}")
-    print()
-    print("| L | grid | points | threads | (a) encoder-only points/s | (b) end-to-end points/s "
-          "| (b)/(a) | (a) peak RSS (MiB) | (b) peak RSS (MiB) |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    ratios, peaks = [], []
-    for case, enc, pre in rows:
-        res = case.resolution * scale
-        ny, nx = round(180 / res), round(360 / res)
-        a = enc["points"] / enc["seconds"] if enc["points"] else float("nan")
-        b = pre["points"] / pre["seconds"] if pre["points"] else float("nan")
-        ratios.append(b / a)
-        peaks.append(pre["peak_mib"])
-        print(f"| {case.level} | {res:g} deg ({nx} x {ny}) | {nx * ny:,} | {pre['threads']} "
-              f"| {a:,.0f} | {b:,.0f} | {b / a:.0%} | {enc['peak_mib']:.0f} "
-              f"| {pre['peak_mib']:.0f} |")
-    print()
-    print("One timed run per cell after a warm-up on a 10-degree grid; (a) and (b) each in a "
-          "fresh subprocess. (a): model.encode_grid over the grid's 128 x 128 chunks in a "
-          "thread pool of precompute's size, each chunk single-threaded, results discarded. "
-          "(b): xsatclip.precompute into a fresh temporary Zarr store (float32). Peak RSS: the "
-          "subprocess's ru_maxrss.")
-    print()
-    worst = min(ratios)
-    ok = worst >= CUBE_TARGET_RATIO  # NaN (a failed case) fails
-    print(f"target: end-to-end >= {CUBE_TARGET_RATIO:.0%} of encoder-only: "
-          f"{'PASS' if ok else 'FAIL'} (worst {worst:.0%})")
-    peak = max(peaks)
-    ok = peak < CUBE_TARGET_RSS_MIB
-    print(f"target: peak RSS < 2 GiB: {'PASS' if ok else 'FAIL'} (largest {peak:.0f} MiB)")
-    return not failed
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One table row, timed in a fresh subprocess: ``run(n, repeats)`` (foundation rows) or
+    ``run(resolution, threads, store_dir)`` (cube rows)."""
+
+    key: str
+    label: str
+    section: str  # "foundation" or "cube"
+    points: int  # N of a full run (foundation rows; --quick divides it by QUICK_DIVISOR)
+    run: Callable[..., dict]
+    naive: str | None = None  # key of the row it is compared with in "vs naive"
+    bound: bool = False  # compared with the GEMM bound
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
+ROWS = [
+    Row("gemm", "GEMM bound: float32 torch.matmul of the layer shapes", "foundation",
+        1 << 16, run_gemm),
+    Row("basis-naive", "basis, naive (torch float64, per harmonic)", "foundation", 5_000,
+        run_basis_naive),
+    Row("basis", "basis, spherical_harmonics (N, L^2) float32", "foundation", 50_000,
+        run_basis, naive="basis-naive"),
+    Row("basis-columns", "basis, encoder's column kernel (L^2, batch) float32", "foundation",
+        50_000, run_basis_columns, naive="basis-naive"),
+    Row("encoder-naive", "encoder, naive (float64 basis and MLP)", "foundation", 5_000,
+        run_encoder_naive),
+    Row("encoder", "encoder pointwise, encode float32", "foundation", 50_000, run_encoder,
+        naive="encoder-naive", bound=True),
+    Row("grid", "encoder separable grid, encode_grid float32 (global grid, one call)",
+        "foundation", 64_800, run_grid, naive="encoder-naive", bound=True),
+    Row("cube-encoder", "encoder only: encode_grid on the cube's 128 x 128 chunks", "cube", 0,
+        run_cube_encoder, naive="encoder-naive", bound=True),
+    Row("cube", "end-to-end Zarr: precompute (float32, uncompressed)", "cube", 0, run_cube,
+        naive="encoder-naive", bound=True),
+]
+BY_KEY = {row.key: row for row in ROWS}
 
 
 def set_threads(threads: int | None) -> None:
@@ -303,28 +340,36 @@ def set_threads(threads: int | None) -> None:
         numba.set_num_threads(threads)
 
 
-def run_case(case: Case, n: int, repeats: int = 3) -> dict:
-    """Time ``case`` on ``n`` points in this process; the subprocess side of :func:`main`."""
-    from naive import random_points
+def run_row(row: Row, args) -> dict:
+    """The subprocess side: time ``row`` here."""
+    if row.section == "cube":
+        resolution = CUBE_RESOLUTION * (4 if args.quick else 1)
+        threads = args.threads or os.cpu_count() or 1  # precompute's default
+        result = row.run(resolution, threads, args.store_dir)
+        result["threads"] = f"{threads} x 1"
+    else:
+        set_threads(args.threads)
+        import torch
 
-    lon, lat = random_points(n, seed=0)
-    fn = case.setup()
-    fn(lon[:WARMUP_POINTS], lat[:WARMUP_POINTS])  # compile / initialise
-    try:  # reset the VmHWM high-water mark so it covers the timed calls only (Linux >= 4.0)
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        before = _rss_kib("VmRSS")
-    except OSError:
-        before = None
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn(lon, lat)
-        best = min(best, time.perf_counter() - start)
-        del result
-    work = (_rss_kib("VmHWM") - before) / 1024 if before is not None else None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"seconds": best, "points": n, "peak_mib": peak, "work_mib": work}
+        n = max(WARMUP_POINTS, row.points // (QUICK_DIVISOR if args.quick else 1))
+        result = row.run(n, args.repeats)
+        result["threads"] = str(torch.get_num_threads())
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _subprocess(row: Row, args) -> dict | None:
+    command = [sys.executable, __file__, "--row", row.key, "--repeats", str(args.repeats)]
+    command += ["--quick"] * args.quick + (["--threads", str(args.threads)] * bool(args.threads))
+    command += ["--store-dir", args.store_dir] * bool(args.store_dir)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        print(f"row {row.key} failed:\n{done.stderr}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- report
 
 
 def machine() -> str:
@@ -337,89 +382,107 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def report(rows: list[Row], results: dict[str, dict], args, load: tuple[float, float]) -> None:
+    """Print the table and the target lines (PASS/FAIL, for the rows that ran)."""
+    rate = {k: r["points"] / r["seconds"] for k, r in results.items()}
+    bound = rate.get("gemm")
+    print(f"machine: {machine()}")
+    print(f"1-minute load average: {load[0]:.1f} at start, {load[1]:.1f} at end"
+          f"{' (--quick: smoke test, rates not representative)' if args.quick else ''}")
+    if any(row.section == "cube" for row in rows):
+        store_dir = args.store_dir or tempfile.gettempdir()
+        print(f"cube store: {store_dir} ({_filesystem(store_dir)})")
+    print(f"encoder: L={LEVEL}, layers {' -> '.join(str(i) for i, _ in layer_shapes())} -> 256,"
+          f" {flop_per_point() / 1e6:.2f} MFLOP per point (pointwise)")
+    print()
+    print("| row | N | threads | points/s | peak RSS (MiB) | vs naive | vs GEMM bound |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        result = results.get(row.key)
+        if result is None:
+            print(f"| {row.label} | failed | | | | | |")
+            continue
+        label = row.label
+        if row.key == "gemm":
+            label += f" ({result['gflops']:.0f} GFLOP/s)"
+        naive = (f"{rate[row.key] / rate[row.naive]:.1f}x"
+                 if row.naive in rate else "-")
+        vs_bound = f"{rate[row.key] / bound:.2f}" if row.bound and bound else "-"
+        print(f"| {label} | {result['points']:,} | {result['threads']} | {rate[row.key]:,.0f} "
+              f"| {result['peak_mib']:.0f} | {naive} | {vs_bound} |")
+    print()
+    print("Foundation rows: best of the repeats after a warm-up; cube rows: one timed run after "
+          "a full-size warm-up. Each row in a fresh subprocess; peak RSS is its ru_maxrss "
+          "(interpreter, torch, numba, model and data included). vs naive: points/s over the "
+          "naive row of its kind (basis or encoder). vs GEMM bound: points/s over the GEMM "
+          "bound row's points/s (pointwise FLOPs).")
+    print()
+    measured = {
+        "basis vs naive": _ratio(rate, "basis", "basis-naive"),
+        "pointwise vs GEMM bound": _ratio(rate, "encoder", "gemm"),
+        "separable vs pointwise": _ratio(rate, "grid", "encoder"),
+        "separable vs naive": _ratio(rate, "grid", "encoder-naive"),
+        "end-to-end vs encoder-only": _ratio(rate, "cube", "cube-encoder"),
+        "peak RSS (MiB)": max((r["peak_mib"] for r in results.values()), default=None),
+    }
+    for name, value in measured.items():
+        if value is None:
+            continue
+        threshold = TARGETS[name]
+        passed = value < threshold if name.startswith("peak") else value >= threshold
+        shown = (f"{value:.0f} MiB (< {threshold:.0f})" if name.startswith("peak")
+                 else f"{value:.2f} (>= {threshold:g})")
+        print(f"target {name}: {'PASS' if passed else 'FAIL'}, {shown}")
+
+
+def _filesystem(path: str) -> str:
+    """The file system type of the mount holding ``path`` (Linux), else "unknown"."""
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                _, mount, fstype, *_ = line.split()
+                inside = os.path.realpath(path).startswith(mount.rstrip("/") + "/")
+                if (inside or os.path.realpath(path) == mount) and len(mount) > len(best):
+                    best, kind = mount, fstype
+    except OSError:
+        pass
+    return kind
+
+
+def _ratio(rate: dict, a: str, b: str) -> float | None:
+    return rate[a] / rate[b] if a in rate and b in rate else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N / {QUICK_DIVISOR}")
-    parser.add_argument("--threads", type=int, help="torch and numba threads (default: theirs)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"N / {QUICK_DIVISOR}, cube grid 4x coarser (smoke test)")
+    parser.add_argument("--threads", type=int,
+                        help="torch and numba threads; chunk threads for the cube rows "
+                        "(default: theirs; one per core)")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many (3)")
     parser.add_argument("--section", choices=("foundation", "cube", "all"), default="all",
-                        help="foundation (basis and encoder vs naive), cube (end-to-end "
+                        help="foundation (GEMM bound, basis, encoder), cube (end-to-end "
                         "Zarr) or all (default)")
-    parser.add_argument("--case", type=int, help=argparse.SUPPRESS)  # subprocess mode
-    parser.add_argument("--cube-case", type=int, help=argparse.SUPPRESS)  # subprocess mode
-    parser.add_argument("--cube-mode", choices=CUBE_MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--store-dir", help="where the cube rows write their temporary Zarr "
+                        "store (default: the system's temporary directory)")
+    parser.add_argument("--row", choices=list(BY_KEY), help=argparse.SUPPRESS)  # subprocess
     args = parser.parse_args(argv)
-    divisor = QUICK_DIVISOR if args.quick else 1
-    set_threads(args.threads)
 
-    if args.case is not None:
-        case = CASES[args.case]
-        n = max(WARMUP_POINTS, case.points // divisor)
-        print(json.dumps(run_case(case, n, args.repeats)))
+    if args.row:
+        print(json.dumps(run_row(BY_KEY[args.row], args)))
         return
-    if args.cube_case is not None:
-        case = CUBE_CASES[args.cube_case]
-        resolution = case.resolution * (4 if args.quick else 1)
-        print(json.dumps(run_cube_case(case, args.cube_mode, resolution)))
-        return
-
-    print(f"machine: {machine()}")
-    ok = True
-    if args.section in ("foundation", "all"):
-        ok &= foundation_section(args)
-    if args.section in ("cube", "all"):
-        if args.section == "all":
-            print()
-        print("End-to-end Zarr (precompute vs encoder-only)")
-        print()
-        ok &= cube_section(args)
-    if not ok:
-        sys.exit(1)
-
-
-def foundation_section(args) -> bool:
-    """Run and print the basis / encoder vs naive table; True if every case succeeded."""
+    rows = [row for row in ROWS if args.section in ("all", row.section)]
     load_start = os.getloadavg()[0]
-    results, failed = [], False
-    for index, case in enumerate(CASES):
-        command = [sys.executable, __file__, "--case", str(index)] + (["--quick"] * args.quick)
-        command += ["--repeats", str(args.repeats)]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode:
-            print(f"case {case.name} (L={case.level}) failed:\n{done.stderr}", file=sys.stderr)
-            failed = True
-            results.append({"seconds": float("nan"), "points": 0, "peak_mib": float("nan"),
-                            "work_mib": None})
-        else:
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-
-    print(f"1-minute load average: {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-          f"{' (--quick: smoke test, rates not representative)' if args.quick else ''}")
-    print()
-    rate = [r["points"] / r["seconds"] for r in results]
-    naive_rate = {c.group: rate[i] for i, c in enumerate(CASES) if c.naive}
-    print("| case | L | capacity | N | points/s | peak RSS (MiB) | work (MiB) | vs naive |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for case, result, r in zip(CASES, results, rate, strict=True):
-        ratio = r / naive_rate[case.group] if case.group in naive_rate else float("nan")
-        work = "n/a" if result["work_mib"] is None else f"{result['work_mib']:.0f}"
-        print(f"| {case.name} | {case.level} | {case.capacity or '-'} | {result['points']:,} "
-              f"| {r:,.0f} | {result['peak_mib']:.0f} | {work} | {ratio:.1f}x |")
-    print()
-    print(f"Best of {args.repeats} after warm-up; each row in a fresh subprocess. Peak RSS: the "
-          "subprocess's ru_maxrss (interpreter, torch, numba, model and points included). "
-          "Work: rise of VmHWM over VmRSS during the timed calls (high-water mark reset just "
-          "before), i.e. the memory the computation itself needed. vs naive: points/s over the "
-          "naive row of the same kind, L and capacity.")
-    print()
-    target = next(rate[i] / naive_rate[c.group] for i, c in enumerate(CASES)
-                  if c.kind == "basis" and c.level == 40 and not c.naive)
-    verdict = "PASS" if target >= TARGET_RATIO else "FAIL"
-    print(f"target: exact numba basis at L=40 >= {TARGET_RATIO:.0f}x naive: {verdict} "
-          f"(measured {target:.0f}x)")
-    return not failed
+    results = {}
+    for row in rows:
+        result = _subprocess(row, args)
+        if result is not None:
+            results[row.key] = result
+    report(rows, results, args, (load_start, os.getloadavg()[0]))
+    if len(results) < len(rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
