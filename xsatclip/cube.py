@@ -622,8 +622,8 @@ def _compute_chunks(target, data, codec, pending, total, scheduler, progress) ->
     store = target.store()
     # write_empty_chunks: no scan of every 16 MiB chunk for all-fill values before writing it
     # (an all-NaN chunk is stored rather than left out; both read back the same).
-    writer = _Writer(zarr.open_array(store, path=VARIABLE, mode="r+",
-                                     config={"write_empty_chunks": True}),
+    writer = _Writer(zarr.open_array(store, path=VARIABLE, mode="r+").with_config(
+                         {"write_empty_chunks": True}),
                      zarr.open_array(store, path=DONE_PATH, mode="r+"), codec,
                      tuple(tuple(int(v) for v in np.cumsum((0, *c))) for c in data.chunks[:2]))
     started = time.perf_counter()
