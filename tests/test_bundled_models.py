@@ -51,15 +51,16 @@ def test_default_level_is_40():
     assert emb.attrs["model_name"] == "bluemarble-l40" and emb.attrs["model_level"] == 40
 
 
-def test_bundled_models_tell_land_from_ocean():
-    """A trained embedding, not noise: Sahara vs mid-Pacific points are further apart than
-    points within each (cosine distance, float32)."""
-    model = xsatclip.load_model("bluemarble-l10", device="cpu")
-    sahara = model.encode([5.0, 10.0, 15.0], [20.0, 22.0, 24.0])
-    pacific = model.encode([-150.0, -145.0, -140.0], [-10.0, -12.0, -14.0])
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_models_tell_desert_from_ocean(name):
+    """A trained embedding, not noise: points 1 degree apart in the Sahara are more alike than
+    Sahara vs mid-Pacific points (mean cosine similarity, float32)."""
+    model = xsatclip.load_model(name, device="cpu")
+    sahara = model.encode([10.0, 11.0, 12.0], [22.0, 22.5, 23.0])
+    pacific = model.encode([-150.0, -149.0, -148.0], [-10.0, -10.5, -11.0])
     unit = np.concatenate([sahara, pacific])
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     similarity = unit @ unit.T
     pairs = np.triu_indices(3, 1)
-    within = np.r_[similarity[:3, :3][pairs], similarity[3:, 3:][pairs]]
-    assert within.min() > similarity[:3, 3:].max()
+    within = np.r_[similarity[:3, :3][pairs], similarity[3:, 3:][pairs]].mean()
+    assert within > similarity[:3, 3:].mean() + 0.3

