@@ -127,7 +127,8 @@ def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, caps
                                rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("command", ["precompute", "info", "sample", "embed-points", "models"])
+@pytest.mark.parametrize("command", ["precompute", "info", "sample", "embed-points", "models",
+                                     "train", "evaluate"])
 def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
