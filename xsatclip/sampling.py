@@ -11,7 +11,6 @@ are read (or, for a lazy ``embed`` result, computed), each once.
 from __future__ import annotations
 
 import numpy as np
-import pyproj
 import xarray as xr
 
 from .checkpoints import load_model
@@ -19,7 +18,7 @@ from .cube import VARIABLE, open_cube
 from .errors import CheckpointError
 from .harmonics import validate_lonlat
 from .model import LocationEncoder
-from .spatial import find_spatial_coords
+from .spatial import find_spatial_coords, grid_position
 
 METHODS = ("nearest", "linear", "exact")
 PROVENANCE = ("model_source", "model_sha256", "model_numerics")
@@ -131,20 +130,8 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
     if spatial.kind == "curvilinear":
         raise ValueError("nearest/linear sampling needs a rectilinear lat/lon or projected "
                          "x/y grid; this cube is curvilinear: use method='exact'")
-    ycoord = np.asarray(emb[spatial.y].values, np.float64)
-    xcoord = np.asarray(emb[spatial.x].values, np.float64)
-    if spatial.kind == "projected":
-        to_grid = pyproj.Transformer.from_crs(4326, spatial.crs, always_xy=True)
-        with np.errstate(invalid="ignore"):
-            px, py = (np.asarray(v, np.float64) for v in to_grid.transform(lon, lat))
-        periodic = wraps = False
-    else:
-        px, py = lon, lat
-        periodic = xcoord.size > 1 and abs(xcoord.size * _cell(xcoord) - 360) < 1e-6
-        wraps = True
-    y0, y1, wy, inside_y = _axis(ycoord, py, periodic=False, wraps=False)
-    x0, x1, wx, inside_x = _axis(xcoord, px, periodic=periodic, wraps=wraps)
-    inside = np.flatnonzero(inside_y & inside_x)
+    y0, y1, wy, x0, x1, wx, inside = grid_position(emb, spatial, lon, lat)
+    inside = np.flatnonzero(inside)
     y0, y1, wy, x0, x1, wx = (v[inside] for v in (y0, y1, wy, x0, x1, wx))
     if linear:  # corners (4, n) and their weights
         rows, cols = np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])
@@ -169,47 +156,3 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
             values = combined[None]
         out[inside[batch]] = values[0]
     return out
-
-
-def _cell(coord: np.ndarray) -> float:
-    """Cell size of evenly spaced centres (inf for a single centre)."""
-    return float(np.median(np.abs(np.diff(coord)))) if coord.size > 1 else np.inf
-
-
-def _axis(coord: np.ndarray, x: np.ndarray, *, periodic: bool, wraps: bool):
-    """Interpolation along one monotonic axis of cell centres ``coord``.
-
-    Returns ``i0, i1, w, inside``: the neighbouring centres of each point ``x``, the weight
-    of ``i1``, and whether the point lies in the cube. ``periodic`` axes (global longitude)
-    wrap at 360; ``wraps`` axes (regional longitude) take ``x`` modulo 360 into the cube's
-    span; others are plain. Non-periodic axes hold values constant between the outermost
-    centre and the edge, half a cell further; beyond it a point is outside.
-    """
-    n = coord.size
-    ascending = n < 2 or coord[-1] > coord[0]
-    c = coord if ascending else coord[::-1]
-    half = _cell(c) / 2
-    inside = np.isfinite(x)
-    x = np.where(inside, x, c[0])
-    if periodic:
-        x = (x - c[0]) % 360 + c[0]
-        i0 = np.searchsorted(c, x, side="right") - 1
-        i1 = (i0 + 1) % n
-        right = np.where(i0 + 1 < n, c[np.minimum(i0 + 1, n - 1)], c[0] + 360)
-        w = (x - c[i0]) / (right - c[i0])
-    else:
-        if wraps:
-            west = c[0] - min(half, 180.0)
-            x = (x - west) % 360 + west
-        tolerance = 1e-9 * max(1.0, abs(c[0]), abs(c[-1]))
-        inside &= (x >= c[0] - half - tolerance) & (x <= c[-1] + half + tolerance)
-        x = np.clip(x, c[0], c[-1])
-        if n == 1:
-            zeros = np.zeros(x.shape, int)
-            return zeros, zeros, np.zeros(x.shape), inside
-        i0 = np.clip(np.searchsorted(c, x, side="right") - 1, 0, n - 2)
-        i1 = i0 + 1
-        w = (x - c[i0]) / (c[i1] - c[i0])
-    if not ascending:
-        i0, i1 = n - 1 - i0, n - 1 - i1
-    return i0, i1, w, inside

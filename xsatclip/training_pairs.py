@@ -19,7 +19,14 @@ import pyproj
 import xarray as xr
 
 from .errors import InvalidCoordinatesError
-from .spatial import WGS84, SpatialCoords, find_spatial_coords
+from .spatial import (
+    WGS84,
+    SpatialCoords,
+    cell_size,
+    find_spatial_coords,
+    grid_position,
+    is_global_longitude,
+)
 
 Mask = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -53,20 +60,6 @@ class TrainingPairs:
         return tuple(TrainingPairs(self.lon[i], self.lat[i], self.patches[i]) for i in pick)
 
 
-def _nearest(coord: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest of the monotonic ``coord`` to each value, and whether the value
-    lies within the coordinate's cells (half a cell beyond each end)."""
-    flipped = coord.size > 1 and coord[-1] < coord[0]
-    ascending = coord[::-1] if flipped else coord
-    half = 0.5 * abs(ascending[-1] - ascending[0]) / max(ascending.size - 1, 1)
-    upper = np.clip(np.searchsorted(ascending, values), 0, ascending.size - 1)
-    lower = np.clip(upper - 1, 0, ascending.size - 1)
-    closer_lower = np.abs(values - ascending[lower]) <= np.abs(ascending[upper] - values)
-    index = np.where(closer_lower, lower, upper)
-    inside = (values >= ascending[0] - half) & (values <= ascending[-1] + half)
-    return (ascending.size - 1 - index if flipped else index), inside
-
-
 class PatchSampler:
     """Cuts ``patch_size`` x ``patch_size`` pixel patches around lon/lat points of a raster.
 
@@ -96,14 +89,9 @@ class PatchSampler:
         self.y = np.asarray(image[self.spatial.y].values, dtype=np.float64)
         self.x = np.asarray(image[self.spatial.x].values, dtype=np.float64)
         geographic = self.spatial.kind == "rectilinear"
-        cell_x = abs(self.x[-1] - self.x[0]) / max(self.x.size - 1, 1)
-        cell_y = abs(self.y[-1] - self.y[0]) / max(self.y.size - 1, 1)
-        self.wraps = geographic and abs(cell_x * self.x.size - 360.0) < 0.5 * cell_x
-        self.clamps = geographic and np.max(np.abs(self.y)) + cell_y >= 90.0
-        self.west_edge = self.x.min() - cell_x / 2
-        self.to_raster = None if geographic else pyproj.Transformer.from_crs(
-            WGS84, self.spatial.crs, always_xy=True)
-        self.bounds = self._lonlat_bounds(cell_x, cell_y)
+        self.wraps = geographic and is_global_longitude(self.x)
+        self.clamps = geographic and np.max(np.abs(self.y)) + cell_size(self.y) >= 90.0
+        self.bounds = self._lonlat_bounds(cell_size(self.x), cell_size(self.y))
 
     @property
     def bands(self) -> int:
@@ -113,7 +101,7 @@ class PatchSampler:
         """(west, south, east, north) degrees covering the raster; east may exceed 180."""
         x0, x1 = self.x.min() - cell_x / 2, self.x.max() + cell_x / 2
         y0, y1 = self.y.min() - cell_y / 2, self.y.max() + cell_y / 2
-        if self.to_raster is None:
+        if self.spatial.kind == "rectilinear":
             west, east = (-180.0, 180.0) if self.wraps else (x0, x1)
             return west, max(y0, -90.0), east, min(y1, 90.0)
         west, south, east, north = pyproj.Transformer.from_crs(
@@ -123,14 +111,8 @@ class PatchSampler:
 
     def pixel(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row and column of the pixel nearest each point, and whether the point is on it."""
-        if self.to_raster is None:
-            xs = self.west_edge + np.mod(lon - self.west_edge, 360.0)
-            ys = lat
-        else:
-            xs, ys = self.to_raster.transform(lon, lat)
-        row, in_y = _nearest(self.y, ys)
-        col, in_x = _nearest(self.x, xs)
-        return row, col, in_y & (in_x | self.wraps)
+        y0, y1, wy, x0, x1, wx, on = grid_position(self.image, self.spatial, lon, lat)
+        return np.where(wy > 0.5, y1, y0), np.where(wx > 0.5, x1, x0), on
 
     def patch_indices(self, row, col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, P) row and column indices of each patch, and whether all lie on the raster."""
