@@ -25,11 +25,11 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .checkpoints import read_xsatclip_directory, write_model_directory
+from .checkpoints import write_model_directory
 from .contrastive import ClipLoss, PatchEncoder
 from .errors import CheckpointError
 from .harmonics import spherical_harmonics
-from .model import LocationEncoder, weights_sha256
+from .model import LocationEncoder
 from .train_config import TrainConfig  # re-exported for callers of train()
 from .training_pairs import Mask, PatchSampler, TrainingPairs
 
@@ -217,6 +217,8 @@ def train(image: xr.DataArray, directory: str | os.PathLike, config: TrainConfig
     progress : a progress bar with the loss, when stderr is a terminal.
     """
     config = config or TrainConfig()
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after must be at least 1 epoch, got {stop_after}")
     directory = Path(directory)
     state_path = directory / STATE_FILE
     if state_path.exists() and not resume:
@@ -254,9 +256,8 @@ def train(image: xr.DataArray, directory: str | os.PathLike, config: TrainConfig
                             "val_loss": val_loss, "val_accuracy": val_accuracy,
                             "seconds": time.perf_counter() - start})
             _save(directory, trainer, epoch + 1, history, fingerprint)
-    model_config, weights = read_xsatclip_directory(directory)
-    if weights_sha256(weights) != weights_sha256(trainer.location.state_dict()):
-        raise CheckpointError(f"{directory} does not hold this run's weights")
-    encoder = LocationEncoder(model_config, weights, source=str(directory.resolve()),
-                              name=directory.name, device="cpu")
+    # The weights the directory holds: just saved, or restored from its state.
+    encoder = LocationEncoder(config.model_config(), trainer.location.state_dict(),
+                              source=str(directory.resolve()), name=directory.name,
+                              device="cpu")
     return TrainingRun(encoder, trainer.image, history, directory)
