@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -106,6 +107,48 @@ with dask.config.set(num_workers=1):
     cube.precompute(sys.argv[1], resolution={RES}, model=sys.argv[2], chunks={CHUNKS},
                     progress=False)
 """
+
+
+@pytest.mark.parametrize(("size", "chunk"), [
+    (36, 36),  # short axis: one chunk
+    (180, 90), (360, 120),  # 1 degree globe
+    (720, 120), (1440, 120),  # 0.25 degree
+    (3600, 120),  # 0.1 degree
+    (1000, 125),
+    (1009, 128),  # prime: no divisor from 64 to 128, so the last chunk is padded
+])
+def test_default_chunk_tiles_the_axis_exactly_where_it_can(size, chunk):
+    assert cube.default_chunk(size) == chunk
+
+
+def test_default_chunks_of_a_one_degree_cube(tmp_path, l10_path):
+    store = tmp_path / "one-degree.zarr"
+    with dask.config.set(num_workers=2):
+        cube.precompute(store, resolution=1.0, bbox=(-180, -90, 180, 90), model=l10_path,
+                        progress=False)
+    info = cube.info(store)
+    assert info["chunks"] == [90, 120, 256]
+    assert info["chunks_done"] == info["chunks_total"] == 2 * 3
+
+
+def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_path, monkeypatch):
+    """fdatasync runs once on every chunk file, while that chunk's marker is still unset."""
+    store = tmp_path / "flushed.zarr"
+    synced = []
+    fdatasync = os.fdatasync
+
+    def record(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        i, j, _ = (int(part) for part in path.split("/c/")[-1].split("/"))
+        marker = zarr.open_array(str(store), path=cube.DONE_PATH, mode="r")[i, j]
+        synced.append(((i, j), int(marker), os.path.getsize(path)))
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record)
+    _run(store, l10_path, resolution=30.0)
+    assert sorted(index for index, _, _ in synced) == [(i, j) for i in range(2) for j in range(4)]
+    assert {marker for _, marker, _ in synced} == {0}
+    assert {size for _, _, size in synced} == {3 * 3 * 256 * 4}  # float32, uncompressed
 
 
 def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_path, reference):

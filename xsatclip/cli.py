@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="west south east north in degrees (default: the globe)")
     _add_model_options(p, required_help="model name, Hub id, .ckpt file or model directory")
     p.add_argument("--chunks", type=_chunks, metavar="N|LAT,LON",
-                   help="spatial chunk size (default 128, or the existing store's)")
+                   help="spatial chunk size (default: at most 128, tiling the grid exactly "
+                   "where it can; or the existing store's)")
     p.add_argument("--dtype", choices=("float32", "float16", "int8"), default="float32",
                    help="storage dtype (default float32)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")

@@ -17,14 +17,17 @@ coordinate of that name, and xarray allows no data variable named like a coordin
 
 Chunk layout
 ------------
-Chunks are spatial tiles of ``chunks`` x ``chunks`` cells (default 128) holding the full
-embedding dimension. A map read (one channel or all, over a region) touches few, large
-objects: a global 0.1 degree cube is 15 x 29 = 435 chunks. A point lookup reads exactly one
-chunk, since all of a location's channels sit in the same chunk; splitting the embedding
-dimension would multiply the reads of every lookup. 128 x 128 x 256 is 16 MiB as float32,
-8 MiB as float16 and 4 MiB as int8 (stored uncompressed: zstd gains ~8% on embeddings): large
-enough for object stores, small enough that a lookup does not fetch 64 MiB, and the unit
-of work of ``precompute`` (one task computes and writes one chunk). Zarr sharding would let a
+Chunks are spatial tiles of up to 128 x 128 cells holding the full embedding dimension. A
+map read (one channel or all, over a region) touches few, large objects: a global 0.1 degree
+cube is 15 x 30 = 450 chunks. A point lookup reads exactly one chunk, since all of a
+location's channels sit in the same chunk; splitting the embedding dimension would multiply
+the reads of every lookup. 128 x 128 x 256 is 16 MiB as float32, 8 MiB as float16 and 4 MiB
+as int8 (stored uncompressed: zstd gains ~8% on embeddings): large enough for object stores,
+small enough that a lookup does not fetch 64 MiB, and the unit of work of ``precompute``
+(one task computes and writes one chunk). By default each axis is tiled exactly where it
+can be (:func:`default_chunk`: 120 for the 720 and 1440 cells of a 0.25 degree globe, 90 x
+120 at 1 degree), since Zarr stores an edge chunk whole: 128 x 128 chunks would pad a 1
+degree globe by 52% and a 0.25 degree one by 14%. Zarr sharding would let a
 lookup read a sub-chunk, but a partially written shard must be read back before it is
 rewritten, which clashes with crash safety; it is not used.
 
@@ -82,6 +85,7 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -292,10 +296,21 @@ def _grid_definition(template: xr.Dataset, spatial) -> str:
     return f"template ({spatial.kind}): " + ", ".join(parts)
 
 
+def default_chunk(size: int) -> int:
+    """Default chunk length along an axis of ``size`` cells: the whole axis up to 128 cells,
+    else the largest divisor of ``size`` from 64 to 128 (the axis is tiled exactly), else 128
+    (the last chunk is padded)."""
+    if size <= DEFAULT_CHUNK:
+        return size
+    divisors = (c for c in range(DEFAULT_CHUNK, DEFAULT_CHUNK // 2 - 1, -1) if size % c == 0)
+    return next(divisors, DEFAULT_CHUNK)
+
+
 def _chunk_sizes(template, spatial, chunks, stored: dict | None) -> tuple[dict, bool]:
     """Spatial chunk sizes, and whether the caller (or the template) chose them."""
     chosen = requested_chunks(template, spatial.dims, chunks)
-    sizes = {d: min(chosen.get(d) or (stored or {}).get(d) or DEFAULT_CHUNK, template.sizes[d])
+    sizes = {d: min(chosen.get(d) or (stored or {}).get(d) or default_chunk(template.sizes[d]),
+                    template.sizes[d])
              for d in spatial.dims}
     return sizes, bool(chosen)
 
@@ -451,36 +466,65 @@ def _store_chunk(block: np.ndarray, writer: _Writer, index: tuple[int, int]) -> 
     """
     data, clipped = writer.codec.encode(block)
     writer.embeddings[writer.region(index)] = data
+    _flush_local_chunk(writer.embeddings, (*index, 0))
     writer.done[index] = DONE_CLIPPED if clipped else DONE
     return int(block.shape[0] * block.shape[1])
 
 
-def _run_local(pending, data: da.Array, writer: _Writer, threads: int, on_done) -> None:
-    """Threaded, local: each thread computes a chunk (single-threaded kernels) and writes it;
-    at most 2 x threads chunks are queued or in flight."""
+def _flush_local_chunk(array: zarr.Array, chunk: tuple[int, ...]) -> None:
+    """On a local store, put a chunk file just written on disk (fdatasync) and drop it from
+    the page cache; other stores: nothing.
 
-    def work(index):
-        block = data.blocks[index].compute(scheduler="sync")
-        return _store_chunk(block, writer, index)
+    Its marker is then only ever set for data on disk, and a cube larger than memory
+    streams through the page cache instead of filling it with dirty pages (which the
+    kernel would otherwise flush in bursts that stall every writer).
+    """
+    if not isinstance(array.store, zarr.storage.LocalStore):
+        return
+    path = os.path.join(array.store.root, array.path, array.metadata.encode_chunk_key(chunk))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
-    # Each chunk runs its kernels single-threaded (workers.single_threaded_kernels).
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xsatclip-cube") as pool:
-        running = set()
+
+def _run_local(pending, blocks: np.ndarray, writer: _Writer, threads: int, on_done) -> None:
+    """Local threads: ``threads`` compute chunks (each with single-threaded kernels) and one
+    more writes them, so that computing never waits on the disk. At most 2 x threads chunks
+    are being computed, waiting to be written or being written."""
+
+    def compute(index):
+        return index, blocks[index].compute(scheduler="sync")
+
+    window = 2 * threads
+    pending = iter(pending)
+    computing, writing = set(), set()
+    with ThreadPoolExecutor(threads, thread_name_prefix="xsatclip-compute") as compute_pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="xsatclip-write") as write_pool:
         try:
-            for index in pending:
-                running.add(pool.submit(work, index))
-                if len(running) >= 2 * threads:
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
+            while True:
+                for index in itertools.islice(pending, window - len(computing) - len(writing)):
+                    computing.add(compute_pool.submit(compute, index))
+                if not computing and not writing:
+                    break
+                finished, _ = wait(computing | writing, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if future in computing:
+                        computing.discard(future)
+                        index, block = future.result()
+                        writing.add(write_pool.submit(_store_chunk, block, writer, index))
+                    else:
+                        writing.discard(future)
                         on_done(future.result())
-            for future in running:
-                on_done(future.result())
         finally:
-            for future in running:
+            for future in computing | writing:
                 future.cancel()
 
 
-def _run_distributed(client, pending, data: da.Array, writer: _Writer, on_done) -> None:
+def _run_distributed(client, pending, blocks: np.ndarray, writer: _Writer, on_done) -> None:
     """Chunks in a sliding window of 2 x the cluster's threads. A chunk's block is computed
     and written on the same worker; only the point count comes back."""
     from distributed import as_completed
@@ -490,7 +534,7 @@ def _run_distributed(client, pending, data: da.Array, writer: _Writer, on_done) 
     submitted = []
     try:
         for index in pending:
-            block = client.compute(data.blocks[index])
+            block = client.compute(blocks[index])
             future = client.submit(_store_chunk, block, writer, index, pure=False)
             del block  # the scheduler keeps it until _store_chunk has run
             submitted.append(future)
@@ -546,7 +590,8 @@ def precompute(store, *, resolution: float | None = None, template=None,
         (default: the globe); or give ``template=``, any grid ``embed`` accepts.
     level, model : the encoder, as :func:`~xsatclip.embedding.embed` takes them.
     chunks : int, (lat, lon) or {dim: int}; default the template's chunks, else the
-        store's (when resuming), else 128. See the module doc for why.
+        store's (when resuming), else :func:`default_chunk` per axis (at most 128). See the
+        module doc for why.
     dtype : "float32", "float16" or "int8" (module doc: scheme and error bounds).
     resume : continue an existing matching store, computing only chunks not yet marked
         done (a finished store costs one read of its markers). ``False`` recomputes every
@@ -626,6 +671,9 @@ def _compute_chunks(target, data, codec, pending, total, scheduler, progress) ->
                          {"write_empty_chunks": True}),
                      zarr.open_array(store, path=DONE_PATH, mode="r+"), codec,
                      tuple(tuple(int(v) for v in np.cumsum((0, *c))) for c in data.chunks[:2]))
+    # One Delayed per spatial chunk: computing it returns the chunk itself (computing
+    # data.blocks[index] would copy it once more, in Dask's concatenation of the result).
+    blocks = data.to_delayed()[..., 0]
     started = time.perf_counter()
     points = 0
     bar = _progress_bar(total, total - len(pending), target.url, progress)
@@ -642,11 +690,11 @@ def _compute_chunks(target, data, codec, pending, total, scheduler, progress) ->
                                  and scheduler in LOCAL_SCHEDULERS):
             threads = 1 if scheduler in ("sync", "synchronous", "single-threaded") else (
                 dask.config.get("num_workers", None) or os.cpu_count() or 1)
-            _run_local(pending, data, writer, int(threads), on_done)
+            _run_local(pending, blocks, writer, int(threads), on_done)
         else:
             client, owned = _client(scheduler)
             try:
-                _run_distributed(client, pending, data, writer, on_done)
+                _run_distributed(client, pending, blocks, writer, on_done)
             finally:
                 if owned:
                     client.close()
