@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 
 import numpy as np
@@ -51,6 +52,38 @@ def test_batching_does_not_change_results(golden_dir, reference_npz):
     np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-13)
     with pytest.raises(ValueError, match="batch_size"):
         model.encode([0.0], [0.0], batch_size=0)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_pieces_cover_every_point_once(golden_dir, reference_npz, threads):
+    """With several torch threads, encode splits the points into equal pieces, a multiple of
+    the threads in number; the result equals the single-threaded one (float64, 1e-13)."""
+    points = reference_npz["L40_lonlat"]  # 512 points: 5 pieces of 16 batches of 7 -> 6
+    model = xsatclip.load_model(golden_dir / "satclip-tiny-l40.ckpt", device="cpu",
+                                dtype="float64")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = model.encode(points[:, 0], points[:, 1], batch_size=7)
+        torch.set_num_threads(threads)
+        pieces = []
+        run_pieces = model._run_pieces
+
+        def recording(n, piece, run):
+            def run_and_record(start, stop):
+                pieces.append((start, stop))
+                run(start, stop)
+            run_pieces(n, piece, run_and_record)
+
+        model._run_pieces = recording
+        threaded = model.encode(points[:, 0], points[:, 1], batch_size=7)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(threaded, single, rtol=0, atol=1e-13)
+    pieces.sort()
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(points)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))  # contiguous, no overlap
+    assert len(pieces) % threads == 0
 
 
 def test_identity_is_recorded(golden_dir):

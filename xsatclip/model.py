@@ -330,7 +330,7 @@ class LocationEncoder:
         return batch_size
 
     def _run_pieces(self, n: int, piece: int, run) -> None:
-        """``run(start, stop)`` over ``[0, n)`` in pieces of ``piece``.
+        """``run(start, stop)`` over ``[0, n)`` in pieces of at most ``piece``.
 
         On the CPU with several torch threads (a direct call, not a Dask task), the pieces go
         to that many threads, each with single-threaded kernels: one synchronisation per
@@ -339,6 +339,10 @@ class LocationEncoder:
         each of them waits for its time slice (20x slower on a 2-core machine).
         """
         threads = torch.get_num_threads() if self.device.type == "cpu" else 1
+        if threads >= 2 and n > piece:
+            # Equal pieces, as many as a multiple of the threads: no lone last piece.
+            count = -(-n // piece)
+            piece = -(-n // (-(-count // threads) * threads))
         starts = range(0, n, piece)
         if threads < 2 or len(starts) < 2:
             for start in starts:
