@@ -83,15 +83,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def default_batch_size(device: torch.device, level: int, capacity: int) -> int:
-    """Points per batch: on the CPU, a basis block of about 1 MiB of float32 (at least 256
-    points), which stays in the core's L2 cache between the basis kernel and the first GEMM
-    (larger blocks were slower at L = 40); a share of free GPU memory on accelerators."""
+def default_batch_size(device: torch.device, level: int, capacity: int, *,
+                       grid: bool = False) -> int:
+    """Points per batch. On the CPU, pointwise: a basis block of about 1 MiB of float32, at
+    least 512 points, which stays in the core's L2 cache between the basis kernel and the
+    first GEMM; grids (no basis block): 2048 points. Measured at L = 40, capacity 512: 512
+    points beat 256 by 4% and 1024 by 7% pointwise, and 2048 points beat 256 by 8-16% on
+    grids. On accelerators, a share of free GPU memory."""
     if device.type == "cuda":
         bytes_per_point = 8 * (3 * level * level + 2 * capacity)  # float64 basis temporaries
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(4096, min(2**22, free // 4 // bytes_per_point)))
-    return int(max(256, min(65536, 2**20 // (4 * level * level))))
+    if grid:
+        return 2048
+    return int(max(512, min(65536, 2**20 // (4 * level * level))))
 
 
 BASIS_TILE = 128  # points per tile of the column basis kernel: its inner loops run across them
@@ -322,9 +327,9 @@ class LocationEncoder:
                 else:
                     result.copy_(torch.addmm(last.bias, x.T, last.weight.T))
 
-    def _batch_size(self, batch_size: int | None) -> int:
+    def _batch_size(self, batch_size: int | None, grid: bool = False) -> int:
         if batch_size is None:
-            return default_batch_size(self.device, self.level, self.config.capacity)
+            return default_batch_size(self.device, self.level, self.config.capacity, grid=grid)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         return batch_size
@@ -368,7 +373,7 @@ class LocationEncoder:
         ``batch_size`` points (whole rows) at a time, per thread (see :meth:`_run_pieces`).
         """
         lon, lat = check_longitude(lon), check_latitude(lat)
-        batch_size = self._batch_size(batch_size)
+        batch_size = self._batch_size(batch_size, grid=True)
         trig = torch.from_numpy(self._column_trig(lon)).to(self.device, DTYPES[self.dtype])
         out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.dtype)
         rows_per_batch = max(1, batch_size // max(lon.size, 1))
