@@ -27,9 +27,9 @@ small enough that a lookup does not fetch 64 MiB, and the unit of work of ``prec
 (one task computes and writes one chunk). By default each axis is tiled exactly where it
 can be (:func:`default_chunk`: 120 for the 720 and 1440 cells of a 0.25 degree globe, 90 x
 120 at 1 degree), since Zarr stores an edge chunk whole: 128 x 128 chunks would pad a 1
-degree globe by 52% and a 0.25 degree one by 14%. Zarr sharding would let a
-lookup read a sub-chunk, but a partially written shard must be read back before it is
-rewritten, which clashes with crash safety; it is not used.
+degree globe by 52% and a 0.25 degree one by 14%. Zarr sharding would let a lookup read a
+sub-chunk, but a partially written shard must be read back before it is rewritten, which
+clashes with crash safety; it is not used.
 
 Storage dtypes
 --------------
@@ -57,11 +57,11 @@ recreated; no chunk can be done yet). The first chunks are computed meanwhile, b
 written before the store is complete. Every chunk is then written, and only after the data
 write has returned (and, on a local store, the data is on disk: ``fdatasync``) is its marker
 set in ``_xsatclip/done`` (one Zarr chunk per marker, so concurrent writers never share an
-object). A process killed at any moment
-leaves each chunk either marked, and completely written, or unmarked; a rerun recomputes
-the unmarked chunks, overwriting any partial data, and ends identical to an uninterrupted
-run, bit for bit: every chunk is computed the same way (one torch thread, the same block
-shapes), whichever thread, process or Dask worker computes it. (A different ``batch_size``
+object). A process killed at any moment leaves each chunk either marked, and completely
+written, or unmarked; a rerun recomputes the unmarked chunks, overwriting any partial data,
+and ends identical to an uninterrupted run, bit for bit: every chunk is computed the same
+way (one torch thread, the same block shapes), whichever thread, process or Dask worker
+computes it. (A different ``batch_size``
 or device on the rerun may change the last bits of float32 values: it is not checked.)
 Metadata is never rewritten by a resume, so the attributes (``created`` included) stay those
 of the first run. A rerun with another model (weights sha256), numerics, grid, storage
@@ -518,8 +518,8 @@ def _run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) 
     window = 2 * threads
     pending = iter(pending)
     computing, writing = set(), set()
-    with ThreadPoolExecutor(threads, thread_name_prefix="xsatclip-compute") as compute_pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="xsatclip-write") as write_pool:
+    with (ThreadPoolExecutor(threads, thread_name_prefix="xsatclip-compute") as compute_pool,
+          ThreadPoolExecutor(1, thread_name_prefix="xsatclip-write") as write_pool):
         writer = write_pool.submit(open_writer)
         try:
             while True:
