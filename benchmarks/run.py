@@ -453,6 +453,13 @@ def report(rows: list[Row], results: dict[str, dict], args, load: tuple[float, f
         shown = (f"{value:.0f} MiB (< {threshold:.0f})" if name.startswith("peak")
                  else f"{value:.2f} (>= {threshold:g})")
         print(f"target {name}: {'PASS' if passed else 'FAIL'}, {shown}")
+    if "gemm" in results and "encoder-naive" in rate:
+        # The separable path still runs every layer after the first pointwise.
+        head = 2 * sum(i * o for i, o in layer_shapes()[1:])
+        ceiling = results["gemm"]["gflops"] * 1e9 / head
+        print(f"separable ceiling: the layers after the first alone, at the GEMM bound's "
+              f"rate, allow {ceiling:,.0f} points/s = {ceiling / rate['encoder-naive']:.1f}x "
+              "naive")
 
 
 def _filesystem(path: str) -> str:
