@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -123,13 +123,19 @@ def write_model_directory(config: ModelConfig, weights: Mapping[str, torch.Tenso
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    save_file(tensors, directory / (WEIGHTS_FILE + ".tmp"))
-    os.replace(directory / (WEIGHTS_FILE + ".tmp"), directory / WEIGHTS_FILE)
+    replace_atomically(directory / WEIGHTS_FILE, lambda path: save_file(tensors, path))
     text = json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                        **dataclasses.asdict(config)}, indent=2) + "\n"
-    (directory / (CONFIG_FILE + ".tmp")).write_text(text)
-    os.replace(directory / (CONFIG_FILE + ".tmp"), directory / CONFIG_FILE)
+    replace_atomically(directory / CONFIG_FILE, lambda path: path.write_text(text))
     return directory
+
+
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` the new contents to ``path`` + ".tmp", then rename it over ``path``: a crash
+    leaves the old file or the new one, never a torn one."""
+    partial = path.with_name(path.name + ".tmp")
+    write(partial)
+    os.replace(partial, path)
 
 
 def read_xsatclip_directory(directory: Path) -> tuple[ModelConfig, dict]:

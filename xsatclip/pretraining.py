@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .checkpoints import write_model_directory
+from .checkpoints import replace_atomically, write_model_directory
 from .contrastive import ClipLoss, PatchEncoder
 from .errors import CheckpointError
 from .harmonics import spherical_harmonics
@@ -159,10 +159,10 @@ def _save(directory: Path, trainer: _Trainer, epoch: int, history: list[dict],
     commit point, and it holds its own copy of the location weights."""
     write_model_directory(trainer.config.model_config(), trainer.location.state_dict(),
                           directory)
-    (directory / (HISTORY_FILE + ".tmp")).write_text(json.dumps(history, indent=2) + "\n")
-    os.replace(directory / (HISTORY_FILE + ".tmp"), directory / HISTORY_FILE)
-    torch.save(trainer.state(epoch, history, fingerprint), directory / (STATE_FILE + ".tmp"))
-    os.replace(directory / (STATE_FILE + ".tmp"), directory / STATE_FILE)
+    text = json.dumps(history, indent=2) + "\n"
+    replace_atomically(directory / HISTORY_FILE, lambda path: path.write_text(text))
+    state = trainer.state(epoch, history, fingerprint)
+    replace_atomically(directory / STATE_FILE, lambda path: torch.save(state, path))
 
 
 def _load_state(path: Path, config: TrainConfig, fingerprint: str) -> dict:
