@@ -35,14 +35,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import xsatclip
+from xsatclip.spatial import uniform_on_sphere
 
 EXTENT = (-180, 180, -90, 90)  # imshow: west, east, south, north
 
 
 def uniform_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniform on the sphere: lon, lat in degrees."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-180, 180, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    return uniform_on_sphere(np.random.default_rng(seed), n)
 
 
 def is_land(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

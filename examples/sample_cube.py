@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 import xsatclip
+from xsatclip.spatial import uniform_on_sphere
 
 SPECIAL = {  # name: (lon, lat)
     "dateline west": (179.99, 12.3),
@@ -39,8 +40,7 @@ SPECIAL = {  # name: (lon, lat)
 
 def random_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniform on the sphere: lon, lat in degrees."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-180, 180, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    return uniform_on_sphere(np.random.default_rng(seed), n)
 
 
 def main() -> None:

@@ -83,9 +83,9 @@ def land_ocean(n_points: int, seed: int) -> TaskData:
     """Points uniform on the sphere; target: on land (True) or water (global-land-mask)."""
     from global_land_mask import globe
 
-    rng = np.random.default_rng(seed)
-    lon = rng.uniform(-180.0, 180.0, n_points)
-    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_points)))
+    from .spatial import uniform_on_sphere
+
+    lon, lat = uniform_on_sphere(np.random.default_rng(seed), n_points)
     return TaskData(lon, lat, globe.is_land(lat, lon), CLASSIFICATION)
 
 

@@ -219,3 +219,16 @@ def grid_position(obj, spatial: SpatialCoords, lon: np.ndarray, lat: np.ndarray)
     y0, y1, wy, inside_y = axis_position(ycoord, py, periodic=False, wraps=False)
     x0, x1, wx, inside_x = axis_position(xcoord, px, periodic=periodic, wraps=wraps)
     return y0, y1, wy, x0, x1, wx, inside_y & inside_x
+
+
+def uniform_on_sphere(rng: np.random.Generator, n: int,
+                      bounds: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points (lon, lat degrees, (n,) each) uniform on the sphere within ``bounds``
+    (west, south, east, north; east may exceed 180, longitudes are not wrapped): longitude
+    uniform, then the sine of latitude uniform."""
+    west, south, east, north = bounds
+    lon = rng.uniform(west, east, n)
+    lat = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(south)),
+                                           np.sin(np.radians(north)), n)))
+    return lon, lat

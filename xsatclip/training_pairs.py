@@ -26,6 +26,7 @@ from .spatial import (
     find_spatial_coords,
     grid_position,
     is_global_longitude,
+    uniform_on_sphere,
 )
 
 Mask = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -139,13 +140,9 @@ class PatchSampler:
         """``n`` pairs at locations drawn uniformly on the sphere within the raster's footprint."""
         if n < 1:
             raise ValueError(f"the number of locations must be positive, got {n}")
-        west, south, east, north = self.bounds
         lons, lats, patches, found = [], [], [], 0
         for _ in range(max_rounds):
-            size = max(2 * (n - found), 1024)
-            lon = rng.uniform(west, east, size)
-            lat = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(south)),
-                                                   np.sin(np.radians(north)), size)))
+            lon, lat = uniform_on_sphere(rng, max(2 * (n - found), 1024), self.bounds)
             lon = np.mod(lon + 180.0, 360.0) - 180.0
             row, col, on_raster = self.pixel(lon, lat)
             rows, cols, whole = self.patch_indices(row, col)
