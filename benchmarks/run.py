@@ -170,8 +170,8 @@ def run_basis_columns(n: int, repeats: int) -> dict:
     """The encoder's column kernel alone, in encode's batches and threads (no GEMMs)."""
     import numpy as np
 
-    from xsatclip.harmonics import legendre_recursion_coefficients
-    from xsatclip.model import PIECE_BATCHES, _basis_columns_kernel
+    from xsatclip.harmonics import basis_columns_kernel, legendre_recursion_coefficients
+    from xsatclip.model import PIECE_BATCHES
 
     encoder = model()
     batch = encoder._batch_size(None)
@@ -186,7 +186,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
             for first in range(start, stop, batch):
                 last = min(first + batch, stop)
                 columns = out[: LEVEL * LEVEL * (last - first)].reshape(-1, last - first)
-                _basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
+                basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
                                       encoder.zonal_scale, tiny, columns)
 
         encoder._run_pieces(lon.size, PIECE_BATCHES * batch, run)
