@@ -187,7 +187,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
                 last = min(first + batch, stop)
                 columns = out[: LEVEL * LEVEL * (last - first)].reshape(-1, last - first)
                 basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
-                                      encoder.zonal_scale, tiny, columns)
+                                     encoder.zonal_scale, tiny, columns)
 
         encoder._run_pieces(lon.size, PIECE_BATCHES * batch, run)
 
