@@ -18,7 +18,7 @@ from .cube import VARIABLE, open_cube
 from .errors import CheckpointError
 from .harmonics import validate_lonlat
 from .model import LocationEncoder
-from .spatial import find_spatial_coords, grid_position
+from .spatial import find_spatial_coords, grid_position, nearest_cell
 
 METHODS = ("nearest", "linear", "exact")
 PROVENANCE = ("model_source", "model_sha256", "model_numerics")
@@ -130,15 +130,16 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
     if spatial.kind == "curvilinear":
         raise ValueError("nearest/linear sampling needs a rectilinear lat/lon or projected "
                          "x/y grid; this cube is curvilinear: use method='exact'")
-    y0, y1, wy, x0, x1, wx, inside = grid_position(emb, spatial, lon, lat)
-    inside = np.flatnonzero(inside)
-    y0, y1, wy, x0, x1, wx = (v[inside] for v in (y0, y1, wy, x0, x1, wx))
     if linear:  # corners (4, n) and their weights
+        y0, y1, wy, x0, x1, wx, inside = grid_position(emb, spatial, lon, lat)
+        inside = np.flatnonzero(inside)
+        y0, y1, wy, x0, x1, wx = (v[inside] for v in (y0, y1, wy, x0, x1, wx))
         rows, cols = np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])
         weights = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
     else:
-        rows = np.where(wy > 0.5, y1, y0)[None]
-        cols = np.where(wx > 0.5, x1, x0)[None]
+        row, col, inside = nearest_cell(emb, spatial, lon, lat)
+        inside = np.flatnonzero(inside)
+        rows, cols = row[inside][None], col[inside][None]
     ydim, xdim = spatial.dims
     chunks = emb.chunksizes
     order = np.lexsort((cols[0] // (chunks[xdim][0] if xdim in chunks else 1),

@@ -221,6 +221,13 @@ def grid_position(obj, spatial: SpatialCoords, lon: np.ndarray, lat: np.ndarray)
     return y0, y1, wy, x0, x1, wx, inside_y & inside_x
 
 
+def nearest_cell(obj, spatial: SpatialCoords, lon: np.ndarray, lat: np.ndarray):
+    """Row and column (N,) of the cell centre nearest each point along each axis (a tie goes
+    to the first of the two), and whether the point lies on the grid (:func:`grid_position`)."""
+    y0, y1, wy, x0, x1, wx, inside = grid_position(obj, spatial, lon, lat)
+    return np.where(wy > 0.5, y1, y0), np.where(wx > 0.5, x1, x0), inside
+
+
 def uniform_on_sphere(rng: np.random.Generator, n: int,
                       bounds: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
                       ) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,8 @@ from .spatial import (
     SpatialCoords,
     cell_size,
     find_spatial_coords,
-    grid_position,
     is_global_longitude,
+    nearest_cell,
     uniform_on_sphere,
 )
 
@@ -112,8 +112,7 @@ class PatchSampler:
 
     def pixel(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row and column of the pixel nearest each point, and whether the point is on it."""
-        y0, y1, wy, x0, x1, wx, on = grid_position(self.image, self.spatial, lon, lat)
-        return np.where(wy > 0.5, y1, y0), np.where(wx > 0.5, x1, x0), on
+        return nearest_cell(self.image, self.spatial, lon, lat)
 
     def patch_indices(self, row, col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, P) row and column indices of each patch, and whether all lie on the raster."""
