@@ -112,7 +112,7 @@ def run_gemm(n: int, repeats: int) -> dict:
 
     import torch
 
-    from xsatclip.model import single_threaded_kernels
+    from xsatclip.model.backend import single_threaded_kernels
 
     threads = torch.get_num_threads()
     best = float("inf")
@@ -170,8 +170,8 @@ def run_basis_columns(n: int, repeats: int) -> dict:
     """The encoder's column kernel alone, in encode's batches and threads (no GEMMs)."""
     import numpy as np
 
-    from xsatclip.harmonics import basis_columns_kernel, legendre_recursion_coefficients
-    from xsatclip.model import PIECE_BATCHES
+    from xsatclip.harmonics.legendre import basis_columns_kernel, legendre_recursion_coefficients
+    from xsatclip.model.backend import PIECE_BATCHES
 
     encoder = model()
     batch = encoder._batch_size(None)
@@ -239,7 +239,7 @@ def _cube_encoder(encoder, lat, lon, threads: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from xsatclip.cube import default_chunk
-    from xsatclip.workers import single_threaded_kernels
+    from xsatclip.model.backend import single_threaded_kernels
 
     ny, nx = default_chunk(lat.size), default_chunk(lon.size)
     tiles = [(i, j) for i in range(0, lat.size, ny) for j in range(0, lon.size, nx)]

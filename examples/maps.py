@@ -35,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import xsatclip
-from xsatclip.spatial import uniform_on_sphere
+from xsatclip.raster.geometry import uniform_on_sphere
 
 EXTENT = (-180, 180, -90, 90)  # imshow: west, east, south, north
 

@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 import xsatclip
-from xsatclip.spatial import uniform_on_sphere
+from xsatclip.raster.geometry import uniform_on_sphere
 
 SPECIAL = {  # name: (lon, lat)
     "dateline west": (179.99, 12.3),

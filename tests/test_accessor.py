@@ -14,8 +14,7 @@ import torch
 import xarray as xr
 
 import xsatclip
-from xsatclip.errors import InvalidCoordinatesError, ModelNotFoundError
-from xsatclip.spatial import MissingCRSError
+from xsatclip.errors import InvalidCoordinatesError, MissingCRSError, ModelNotFoundError
 
 ATOL32 = 1e-5  # float32 vs float32 across batch shapes (GEMM blocking): measured 1.1e-6
 

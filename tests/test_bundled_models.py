@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 import xsatclip
-from xsatclip.registry import BUNDLED_MODELS, DEFAULT_MODELS, bundled_model_directory
+from xsatclip.model.registry import BUNDLED_MODELS, DEFAULT_MODELS, bundled_model_directory
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     """No network: the Hub client must not even be asked."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("xsatclip.checkpoints.download_from_hub", _no_download)
+    monkeypatch.setattr("xsatclip.model.load.download_from_hub", _no_download)
 
 
 def _no_download(*args):

@@ -20,8 +20,9 @@ import zarr
 
 import xsatclip
 from xsatclip import cube
-from xsatclip.embedding import embed
+from xsatclip.cube.codec import Codec
 from xsatclip.errors import StoreError
+from xsatclip.raster import embed
 
 RES, CHUNKS = 10.0, 3  # 18 x 36 cells in 6 x 12 = 72 chunks: many small tasks
 TOTAL = 72
@@ -288,10 +289,10 @@ def test_float16_and_int8_stay_within_their_bounds(tmp_path, l10_path, reference
 
 def test_saturation_is_flagged():
     block = np.array([[[0.04, -0.04, 30.0]]], np.float32)
-    codes, clipped = cube._Codec("int8", 0.1).encode(block)
+    codes, clipped = Codec("int8", 0.1).encode(block)
     assert clipped and codes.tolist() == [[[0, 0, 127]]]
-    assert not cube._Codec("int8", 0.1).encode(block[..., :2])[1]
-    assert cube._Codec("float16").encode(np.array([1e6], np.float32))[1]
+    assert not Codec("int8", 0.1).encode(block[..., :2])[1]
+    assert Codec("float16").encode(np.array([1e6], np.float32))[1]
 
 
 def test_fsspec_url_store(l10_path):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 import xsatclip
-from xsatclip import cli
-from xsatclip import evaluation as suite
+from xsatclip import cli, evaluation
 from xsatclip.errors import MissingDependencyError
+from xsatclip.evaluation import probes, tasks
+from xsatclip.evaluation import suite as protocol
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("xsatclip")
 
@@ -25,33 +26,33 @@ def _sphere(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_blocks_are_roughly_equal_area_cells():
     lon, lat = _sphere(200_000)
-    blocks = suite.spatial_blocks(lon, lat, 10.0)
+    blocks = probes.spatial_blocks(lon, lat, 10.0)
     _, counts = np.unique(blocks, return_counts=True)
     # 4 pi sr / (10 degrees)^2 ~ 413 cells; uniform points fill them about equally.
     assert 380 <= counts.size <= 440
     assert counts.min() > 0.4 * counts.mean() and counts.max() < 1.6 * counts.mean()
     # Longitude wraps: -180 and 180 fall in the same cell. The poles fall in the polar bands,
     # 3 cells each (round(360 cos 85 / 10)).
-    edge = suite.spatial_blocks([-180.0, 180.0, 0.0, 0.0], [5.0, 5.0, 90.0, -90.0], 10.0)
+    edge = probes.spatial_blocks([-180.0, 180.0, 0.0, 0.0], [5.0, 5.0, 90.0, -90.0], 10.0)
     assert edge[0] == edge[1]
     assert edge[2] > blocks.max() - 3 and 0 <= edge[3] < 3
 
 
 def test_blocked_folds_never_share_a_block_between_train_and_test():
-    data = suite.elevation(3000, seed=1)  # clustered points: a hard case for balancing
-    blocks = suite.spatial_blocks(data.lon, data.lat, 10.0)
+    data = tasks.elevation(3000, seed=1)  # clustered points: a hard case for balancing
+    blocks = probes.spatial_blocks(data.lon, data.lat, 10.0)
     rng = np.random.default_rng(0)
-    folds = suite.blocked_folds(blocks, 5, rng)
+    folds = probes.blocked_folds(blocks, 5, rng)
     assert set(np.unique(folds)) == set(range(5))
     for k in range(5):
         assert not set(blocks[folds == k]) & set(blocks[folds != k])
-        inner = suite.blocked_folds(blocks[folds != k], suite.INNER_FOLDS, rng)
+        inner = probes.blocked_folds(blocks[folds != k], protocol.INNER_FOLDS, rng)
         train_blocks = blocks[folds != k]
-        for j in range(suite.INNER_FOLDS):
+        for j in range(protocol.INNER_FOLDS):
             assert not set(train_blocks[inner == j]) & set(train_blocks[inner != j])
     # Seeded: the same generator state deals the same folds, another one other folds.
-    again = suite.blocked_folds(blocks, 5, np.random.default_rng(0))
-    other = suite.blocked_folds(blocks, 5, np.random.default_rng(1))
+    again = probes.blocked_folds(blocks, 5, np.random.default_rng(0))
+    other = probes.blocked_folds(blocks, 5, np.random.default_rng(1))
     np.testing.assert_array_equal(folds, again)
     assert not np.array_equal(folds, other)
 
@@ -66,7 +67,7 @@ def test_ridge_matches_scikit_learn(n_train):
     x[:, 0] = 1.0  # a constant column, as the l = 0 harmonic
     y = x[:, 1:4] @ rng.normal(size=(3, 2)) + rng.normal(size=(len(x), 2))
     penalties = [0.1, 10.0]
-    ours = suite.ridge_outputs(x[:n_train], y[:n_train], x[n_train:], penalties)
+    ours = probes.ridge_outputs(x[:n_train], y[:n_train], x[n_train:], penalties)
     scaler = StandardScaler().fit(x[:n_train])
     for alpha, predicted in zip(penalties, ours, strict=True):
         reference = Ridge(alpha=alpha).fit(scaler.transform(x[:n_train]), y[:n_train])
@@ -75,29 +76,29 @@ def test_ridge_matches_scikit_learn(n_train):
 
 
 def test_tasks_hold_real_labelled_data():
-    land = suite.land_ocean(4000, seed=0)
+    land = tasks.land_ocean(4000, seed=0)
     assert land.kind == "classification" and land.metric == "accuracy"
     assert 0.25 < land.target.mean() < 0.33  # Earth is ~29 % land
     # Mont Blanc massif vs. the mid-Atlantic.
     from global_land_mask import globe
     assert globe.is_land(45.8, 6.9) and not globe.is_land(30.0, -40.0)
 
-    airports = suite.elevation(2000, seed=0)
+    airports = tasks.elevation(2000, seed=0)
     assert airports.kind == "regression" and airports.lon.dtype == np.float64
     assert airports.lon.size == 2000 and np.isfinite(airports.target).all()
     assert -500 < np.median(airports.target) < 1000 and airports.target.max() < 5000  # metres
 
-    cities = suite.country(2000, seed=0)
+    cities = tasks.country(2000, seed=0)
     _, counts = np.unique(cities.target, return_counts=True)
-    assert counts.min() >= suite.MIN_CITIES_PER_COUNTRY and counts.size >= 10
+    assert counts.min() >= tasks.MIN_CITIES_PER_COUNTRY and counts.size >= 10
     assert 1000 < cities.lon.size < 2000
 
 
 def test_same_seed_gives_identical_results_and_another_seed_differs():
     run = dict(features=["lonlat", "sh-10"], tasks=["elevation", "country"], n_points=600)
-    first = suite.evaluate(**run, seed=5)
-    pd.testing.assert_frame_equal(first, suite.evaluate(**run, seed=5))
-    assert not first["mean"].equals(suite.evaluate(**run, seed=6)["mean"])
+    first = evaluation.evaluate(**run, seed=5)
+    pd.testing.assert_frame_equal(first, evaluation.evaluate(**run, seed=5))
+    assert not first["mean"].equals(evaluation.evaluate(**run, seed=6)["mean"])
     assert list(first.columns) == ["task", "features", "dims", "metric", "mean", "std", "n"]
     assert first[["task", "features"]].values.tolist() == [
         ["elevation", "lonlat"], ["elevation", "sh-10"],
@@ -106,7 +107,7 @@ def test_same_seed_gives_identical_results_and_another_seed_differs():
 
 
 def test_harmonic_basis_beats_raw_coordinates_on_land_ocean():
-    results = suite.evaluate(["lonlat", "cartesian", "sh-10"], tasks=["land_ocean"],
+    results = evaluation.evaluate(["lonlat", "cartesian", "sh-10"], tasks=["land_ocean"],
                              n_points=1500, seed=0).set_index("features")
     accuracy = results["mean"]
     # A linear map of lon/lat can only split the globe in two half-planes: about the
@@ -118,11 +119,12 @@ def test_harmonic_basis_beats_raw_coordinates_on_land_ocean():
 
 def test_checkpoint_and_model_object_give_finite_equal_scores(tiny_checkpoint):
     level, path = tiny_checkpoint
-    by_path = suite.evaluate([str(path)], tasks=["country", "elevation"], n_points=600, folds=3)
+    by_path = evaluation.evaluate([str(path)], tasks=["country", "elevation"], n_points=600,
+                                  folds=3)
     assert by_path["features"].tolist() == [f"satclip-tiny-l{level}"] * 2
     assert by_path["dims"].tolist() == [256, 256]
     assert np.isfinite(by_path[["mean", "std"]].to_numpy()).all()
-    by_object = suite.evaluate([xsatclip.load_model(path, device="cpu")],
+    by_object = evaluation.evaluate([xsatclip.load_model(path, device="cpu")],
                                tasks=["country", "elevation"], n_points=600, folds=3)
     pd.testing.assert_frame_equal(by_path, by_object)
 
@@ -144,8 +146,8 @@ def test_checkpoint_and_model_object_give_finite_equal_scores(tiny_checkpoint):
 )
 def test_bad_arguments_raise_errors_naming_them(kwargs, fragments):
     arguments = dict(features=["lonlat"], tasks=["elevation"], n_points=200) | kwargs
-    with pytest.raises(suite.EvaluationError) as info:
-        suite.evaluate(**arguments)
+    with pytest.raises(xsatclip.errors.EvaluationError) as info:
+        evaluation.evaluate(**arguments)
     assert isinstance(info.value, ValueError)
     for fragment in fragments:
         assert fragment in str(info.value)
@@ -154,7 +156,7 @@ def test_bad_arguments_raise_errors_naming_them(kwargs, fragments):
 def test_geoclip_without_its_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "geoclip", None)  # import fails, installed or not
     with pytest.raises(MissingDependencyError, match="pip install geoclip"):
-        suite.resolve_features("geoclip")
+        evaluation.resolve_features("geoclip")
 
 
 def test_format_table_is_markdown_with_tasks_as_columns():
@@ -164,7 +166,7 @@ def test_format_table_is_markdown_with_tasks_as_columns():
         "dims": [2, 100, 2], "metric": ["accuracy", "accuracy", "r2"],
         "mean": [0.71234, 0.9, -0.1], "std": [0.0456, 0.01, 0.2], "n": [10, 10, 10],
     })
-    assert suite.format_table(results).splitlines() == [
+    assert evaluation.format_table(results).splitlines() == [
         "| features | land_ocean (accuracy) | elevation (r2) |",
         "| --- | --- | --- |",
         "| lonlat | 0.712 ± 0.046 | -0.100 ± 0.200 |",

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from xsatclip import spherical_harmonics
 from xsatclip.errors import InvalidCoordinatesError
-from xsatclip.harmonics_torch import spherical_harmonics_torch
+from xsatclip.harmonics.torch_basis import spherical_harmonics_torch
 
 SPECIAL_POINTS = np.array(  # lon, lat: poles, near-poles, dateline, both conventions
     [[0, 90], [0, -90], [45, 89.999], [-120, -89.999], [180, 0], [-180, 0], [179.9999, 10],

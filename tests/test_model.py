@@ -11,6 +11,7 @@ import torch
 
 import xsatclip
 from xsatclip.errors import CheckpointError, ModelNotFoundError
+from xsatclip.model import Backend
 
 
 def _encode(path, points, **kwargs):
@@ -55,7 +56,8 @@ def test_batching_does_not_change_results(golden_dir, reference_npz):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_threaded_pieces_cover_every_point_once(golden_dir, reference_npz, threads):
+def test_threaded_pieces_cover_every_point_once(golden_dir, reference_npz, threads,
+                                                monkeypatch):
     """With several torch threads, encode splits the points into equal pieces, a multiple of
     the threads in number; the result equals the single-threaded one (float64, 1e-13)."""
     points = reference_npz["L40_lonlat"]  # 512 points: 5 pieces of 16 batches of 7 -> 6
@@ -67,15 +69,15 @@ def test_threaded_pieces_cover_every_point_once(golden_dir, reference_npz, threa
         single = model.encode(points[:, 0], points[:, 1], batch_size=7)
         torch.set_num_threads(threads)
         pieces = []
-        run_pieces = model._run_pieces
+        run_pieces = Backend.run_pieces
 
-        def recording(n, piece, run):
+        def recording(self, n, piece, run):
             def run_and_record(start, stop):
                 pieces.append((start, stop))
                 run(start, stop)
-            run_pieces(n, piece, run_and_record)
+            run_pieces(self, n, piece, run_and_record)
 
-        model._run_pieces = recording
+        monkeypatch.setattr(Backend, "run_pieces", recording)
         threaded = model.encode(points[:, 0], points[:, 1], batch_size=7)
     finally:
         torch.set_num_threads(before)

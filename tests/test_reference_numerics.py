@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xsatclip._reference_basis import reference_basis, reference_lmax
+from xsatclip.harmonics.reference import reference_basis, reference_lmax
 
 
 @pytest.fixture(scope="session")

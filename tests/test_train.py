@@ -13,8 +13,8 @@ import xarray as xr
 
 import xsatclip
 from xsatclip.errors import CheckpointError, InvalidCoordinatesError
-from xsatclip.pretraining import TrainConfig, train
-from xsatclip.training_pairs import PatchSampler
+from xsatclip.training import TrainConfig, train
+from xsatclip.training.pairs import PatchSampler
 
 TINY = TrainConfig(level=4, capacity=32, embed_dim=16, patch_size=3, num_locations=1500,
                    batch_size=250, epochs=3, learning_rate=3e-3, image_width=8, seed=7)

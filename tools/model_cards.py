@@ -15,7 +15,7 @@ import time
 import pandas as pd
 
 from xsatclip.evaluation import DEFAULT_FEATURES, evaluate, format_table
-from xsatclip.registry import BUNDLED_MODELS, bundled_model_directory
+from xsatclip.model.registry import BUNDLED_MODELS, bundled_model_directory
 
 RAW = ("lonlat", "cartesian")
 SH_GATED_TASKS = ("land_ocean", "elevation")

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 import xsatclip
-from xsatclip.bluemarble import load_blue_marble
-from xsatclip.pretraining import TrainConfig, train
+from xsatclip.training import TrainConfig, train
+from xsatclip.training.bluemarble import load_blue_marble
 
 ROOT = Path(__file__).resolve().parent.parent
 # Training length and learning rate, chosen with the evaluation suite at seed 1 (other points

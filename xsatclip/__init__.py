@@ -18,17 +18,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _EXPORTS = {
     "LocationEncoder": ".model",
     "ModelConfig": ".model",
-    "TrainConfig": ".train_config",
+    "TrainConfig": ".training",
     "evaluate": ".evaluation",
-    "grid": ".spatial",
-    "load_model": ".checkpoints",
+    "grid": ".raster",
+    "load_model": ".model",
     "open_cube": ".cube",
     "precompute": ".cube",
     "sample": ".sampling",
     "predict_map": ".downstream",
-    "save_model": ".checkpoints",
+    "save_model": ".model",
+    "show_versions": ".versions",
     "spherical_harmonics": ".harmonics",
-    "train": ".pretraining",
+    "train": ".training",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

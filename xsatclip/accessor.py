@@ -31,7 +31,7 @@ class _SatclipAccessor:
         -------
         DataArray ``embedding`` with dims ``(*spatial_dims, "embedding")``.
         """
-        from .embedding import embed  # torch, Dask and Numba load on first use
+        from .raster import embed  # torch, Dask and Numba load on first use
 
         return embed(self._obj, level, model, device=device, dtype=dtype,
                      batch_size=batch_size, numerics=numerics, chunks=chunks)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .errors import InvalidOptionError, InvalidTypeError, check_choice
+
 METHODS = ("predict", "predict_proba")
 
 
@@ -27,13 +29,12 @@ def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict")
     Coordinates, the CRS (``spatial_ref``) and attrs are kept. Cells whose embedding holds a
     NaN (unwritten cube chunks, masked input) are NaN and never reach the estimator.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: choose one of {list(METHODS)}")
+    check_choice("method", method, METHODS)
     function = getattr(estimator, method, None)
     if function is None:
-        raise TypeError(f"{type(estimator).__name__} has no {method}()")
+        raise InvalidTypeError(f"estimator: {type(estimator).__name__} has no {method}()")
     if "embedding" not in embeddings.dims:
-        raise ValueError(f"embeddings has dims {embeddings.dims}, no 'embedding' dim")
+        raise InvalidOptionError(f"embeddings has dims {embeddings.dims}, no 'embedding' dim")
     size = embeddings.sizes["embedding"]
     if method == "predict_proba":
         classes = getattr(estimator, "classes_", None)
@@ -54,7 +55,7 @@ def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict")
             try:
                 out[valid] = np.asarray(predicted, np.float64)
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"{method}() must return numbers of shape "
+                raise InvalidTypeError(f"{method}() must return numbers of shape "
                                 f"{(int(valid.sum()), *extra)}: {exc}") from exc
         return out.reshape(*block.shape[:-1], *extra)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .checkpoints import load_model
 from .cube import VARIABLE, open_cube
-from .errors import CheckpointError
+from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
-from .model import LocationEncoder
-from .spatial import find_spatial_coords, grid_position, nearest_cell
+from .model import LocationEncoder, resolve_model
+from .model.load import ModelLike
+from .raster import find_spatial_coords
+from .raster.geometry import grid_position, nearest_cell
 
 METHODS = ("nearest", "linear", "exact")
 PROVENANCE = ("model_source", "model_sha256", "model_numerics")
@@ -54,8 +55,7 @@ def sample(cube, lon, lat, *, method: str = "nearest", model=None,
     nearest/linear, for points outside a regional cube (more than half a cell beyond its
     outermost centres) or in chunks not computed yet.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: choose one of {list(METHODS)}")
+    check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
     emb = _embedding_array(cube, storage_options)
     dtype = _output_dtype(emb)
@@ -77,14 +77,14 @@ def _embedding_array(cube, storage_options) -> xr.DataArray:
         cube = open_cube(cube, storage_options=storage_options)
     if isinstance(cube, xr.Dataset):
         if VARIABLE not in cube:
-            raise ValueError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
+            raise InvalidOptionError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
                              f"{list(cube.data_vars)}); pass the embedding DataArray")
         emb = cube[VARIABLE]
         emb = emb.assign_attrs({**cube.attrs, **emb.attrs})
     else:
         emb = cube
     if "embedding" not in emb.dims:
-        raise ValueError(f"the cube has dims {emb.dims}; an embedding cube has an "
+        raise InvalidOptionError(f"the cube has dims {emb.dims}; an embedding cube has an "
                          "'embedding' dim")
     return emb
 
@@ -96,27 +96,17 @@ def _output_dtype(emb: xr.DataArray) -> np.dtype:
     return np.dtype(np.float64 if wide else np.float32)
 
 
-def _cube_model(emb: xr.DataArray, model, dtype: np.dtype) -> LocationEncoder:
+def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> LocationEncoder:
     """The model that made ``emb``, in ``dtype``, checked against its recorded sha256."""
     attrs = emb.attrs
     missing = [key for key in PROVENANCE if key not in attrs]
     if missing and model is None:
-        raise ValueError(f"method='exact' needs the cube's model, but its attrs lack {missing}; "
-                         "pass model=")
-    numerics = attrs.get("model_numerics")
-    if model is None:
-        model = attrs["model_source"]
-    if not (isinstance(model, LocationEncoder) and model.dtype == dtype.name
-            and model.numerics == (numerics or model.numerics)):
-        source = model.identity.source if isinstance(model, LocationEncoder) else model
-        model = load_model(source, numerics=numerics, dtype=dtype.name)
-    wanted = attrs.get("model_sha256")
-    if wanted is not None and model.identity.sha256 != wanted:
-        raise CheckpointError(
-            f"model mismatch: the cube was made by {attrs.get('model_name')} (weights sha256 "
-            f"{wanted[:12]}...), but {model.identity.source} holds weights with sha256 "
-            f"{model.identity.sha256[:12]}...; pass model= the cube's model")
-    return model
+        raise InvalidOptionError(f"method='exact' needs the cube's model, but its attrs lack "
+                                 f"{missing}; pass model=")
+    return resolve_model(attrs["model_source"] if model is None else model,
+                         numerics=attrs.get("model_numerics"), dtype=dtype.name,
+                         sha256=attrs.get("model_sha256"),
+                         made_by=f"the cube was made by {attrs.get('model_name')} with")
 
 
 def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
@@ -128,7 +118,7 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
     about once; memory is bounded by a batch's corner values."""
     spatial = find_spatial_coords(emb)
     if spatial.kind == "curvilinear":
-        raise ValueError("nearest/linear sampling needs a rectilinear lat/lon or projected "
+        raise InvalidOptionError("nearest/linear sampling needs a rectilinear lat/lon or projected "
                          "x/y grid; this cube is curvilinear: use method='exact'")
     if linear:  # corners (4, n) and their weights
         y0, y1, wy, x0, x1, wx, inside = grid_position(emb, spatial, lon, lat)

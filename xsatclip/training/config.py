@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import InvalidOptionError
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -36,18 +38,18 @@ class TrainConfig:
         for name in ("level", "capacity", "num_hidden_layers", "embed_dim", "patch_size",
                      "epochs", "image_width"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InvalidOptionError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 (CLIP contrasts pairs within a "
-                             f"batch), got {self.batch_size}")
+            raise InvalidOptionError(f"batch_size must be at least 2 (CLIP contrasts pairs "
+                                     f"within a batch), got {self.batch_size}")
         if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise InvalidOptionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+            raise InvalidOptionError(f"learning_rate must be positive, got {self.learning_rate}")
 
     def model_config(self):
         """The :class:`~xsatclip.model.ModelConfig` of the location encoder."""
-        from .model import ModelConfig
+        from ..model import ModelConfig
 
         return ModelConfig(self.level, self.capacity, self.num_hidden_layers, self.embed_dim,
                            self.convention)

@@ -25,13 +25,13 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .checkpoints import replace_atomically, write_model_directory
+from ..errors import CheckpointError, InvalidOptionError, OutputExistsError
+from ..harmonics import spherical_harmonics
+from ..model import LocationEncoder
+from ..model.checkpoints import replace_atomically, write_model_directory
+from .config import TrainConfig
 from .contrastive import ClipLoss, PatchEncoder
-from .errors import CheckpointError
-from .harmonics import spherical_harmonics
-from .model import LocationEncoder
-from .train_config import TrainConfig  # re-exported for callers of train()
-from .training_pairs import Mask, PatchSampler, TrainingPairs
+from .pairs import Mask, PatchSampler, TrainingPairs
 
 STATE_FILE = "training_state.pt"
 HISTORY_FILE = "history.json"
@@ -218,11 +218,11 @@ def train(image: xr.DataArray, directory: str | os.PathLike, config: TrainConfig
     """
     config = config or TrainConfig()
     if stop_after is not None and stop_after < 1:
-        raise ValueError(f"stop_after must be at least 1 epoch, got {stop_after}")
+        raise InvalidOptionError(f"stop_after must be at least 1 epoch, got {stop_after}")
     directory = Path(directory)
     state_path = directory / STATE_FILE
     if state_path.exists() and not resume:
-        raise FileExistsError(f"{state_path} exists: pass resume=True to continue that run, or "
+        raise OutputExistsError(f"{state_path} exists: pass resume=True to continue that run, or "
                               "choose a new directory")
     sampler = PatchSampler(image, config.patch_size)
     pairs = sampler.draw(config.num_locations, np.random.default_rng(config.seed), mask)

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .harmonics import legendre_recursion_coefficients
+from .legendre import legendre_recursion_coefficients
 
 
 def spherical_harmonics_torch(

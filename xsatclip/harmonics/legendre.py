@@ -1,16 +1,8 @@
-"""Real spherical-harmonic basis of (lon, lat) points: the SatCLIP positional encoding.
+"""Numba kernels of the normalised associated Legendre recursion: the SH basis of points.
 
-Features are ordered ``l = 0 .. L-1`` and, inside each degree, ``m = -l .. l`` (column
-``l*l + l + m``), with ``phi = radians(lon + 180)`` and ``theta = radians(lat + 90)``:
-
-- ``m > 0``: ``sqrt(2) * N(l, m) * P_l^m(cos theta) * cos(m phi)``
-- ``m < 0``: ``sqrt(2) * N(l, |m|) * P_l^|m|(cos theta) * sin(|m| phi)``
-- ``m = 0``: ``zonal_scale * N(l, 0) * P_l(cos theta)``
-
-where ``N(l, m) P_l^m`` is the fully normalised associated Legendre function without the
-Condon-Shortley phase. The convention fixes ``zonal_scale``: ``pi`` for ``"satclip"`` (what the
-published checkpoints were trained with) and ``1`` for ``"orthonormal"`` (textbook real
-harmonics).
+``p(l, m)`` is the fully normalised associated Legendre function without the Condon-Shortley
+phase, evaluated at ``x = cos(theta)`` with ``theta = radians(lat + 90)``. One O(L^2) sweep
+per point, in float64. :mod:`xsatclip.harmonics.basis` documents the feature layout.
 """
 
 from __future__ import annotations
@@ -20,59 +12,6 @@ from functools import cache
 
 import numba
 import numpy as np
-
-from .errors import InvalidCoordinatesError
-
-CONVENTIONS = {"satclip": math.pi, "orthonormal": 1.0}
-NUMERICS = ("exact", "reference")
-
-
-def zonal_scale(convention: str) -> float:
-    """Factor applied to the ``m = 0`` harmonics under ``convention``."""
-    try:
-        return CONVENTIONS[convention]
-    except KeyError:
-        raise ValueError(
-            f"convention={convention!r} is not known; choose one of {sorted(CONVENTIONS)}"
-        ) from None
-
-
-def check_latitude(lat) -> np.ndarray:
-    """``lat`` as a 1-D float64 array; raise unless it lies in [-90, 90] degrees (NaN passes)."""
-    lat = np.asarray(lat, dtype=np.float64).ravel()
-    bad = np.abs(lat) > 90.0  # NaN compares False
-    if bad.any():
-        values = lat[bad]
-        raise InvalidCoordinatesError(
-            f"{values.size} latitude value(s) outside [-90, 90] degrees "
-            f"(found range {values.min():g} .. {values.max():g})"
-        )
-    return lat
-
-
-def check_longitude(lon) -> np.ndarray:
-    """``lon`` as a 1-D float64 array; raise on infinite values (any finite value is fine:
-    longitude is periodic; NaN passes)."""
-    lon = np.asarray(lon, dtype=np.float64).ravel()
-    bad = np.isinf(lon)
-    if bad.any():
-        raise InvalidCoordinatesError(
-            f"{int(bad.sum())} longitude value(s) are infinite; longitude must be finite"
-        )
-    return lon
-
-
-def validate_lonlat(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``lon, lat`` as checked 1-D float64 arrays of equal length, or raise.
-
-    NaN in either passes through and yields a NaN feature row.
-    """
-    lon, lat = check_longitude(lon), check_latitude(lat)
-    if lon.shape != lat.shape:
-        raise InvalidCoordinatesError(
-            f"lon and lat must have the same number of points, got {lon.size} and {lat.size}"
-        )
-    return lon, lat
 
 
 @cache
@@ -95,7 +34,7 @@ def legendre_recursion_coefficients(L: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=False)
-def _basis_kernel(lon, lat, diag, a, b, zonal, out):  # pragma: no cover - compiled
+def basis_rows_kernel(lon, lat, diag, a, b, zonal, out):  # pragma: no cover - compiled
     """Fill ``out`` (N, L*L) with the basis of N points given in degrees (float64 maths)."""
     n, nfeat = out.shape
     L = diag.shape[0]
@@ -139,7 +78,7 @@ BASIS_TILE = 128  # points per tile of the column basis kernel: its inner loops 
 def basis_columns_kernel(lon, lat, diag, a, b, zonal, tiny, out):  # pragma: no cover
     """Fill ``out`` (L*L, N) with the basis of N points, one column per point.
 
-    The recursion of :func:`_basis_kernel` (the same operations in the same order), for a
+    The recursion of :func:`basis_rows_kernel` (the same operations in the same order), for a
     tile of points at a time with the points innermost: the loops vectorise across points,
     and each feature row is written contiguously, ready for ``W_0 @ out``. Values below
     ``tiny`` in magnitude (the smallest normal number of ``out``'s dtype) are stored as 0:
@@ -197,50 +136,3 @@ def basis_columns_kernel(lon, lat, diag, a, b, zonal, tiny, out):  # pragma: no 
             if math.isnan(lon[lo + k]) or math.isnan(lat[lo + k]):
                 out[:, lo + k] = math.nan
 
-
-def spherical_harmonics(
-    lon,
-    lat,
-    L: int,
-    *,
-    convention: str = "satclip",
-    numerics: str = "exact",
-    dtype=np.float32,
-) -> np.ndarray:
-    """Spherical-harmonic features of points.
-
-    Parameters
-    ----------
-    lon, lat : array_like
-        Coordinates in degrees, any shape (flattened). Latitude in [-90, 90]; longitude any
-        finite value (0..360 and -180..180 give the same features). NaN gives a NaN row.
-    L : int
-        Number of Legendre degrees; the result has ``L * L`` columns.
-    convention : {"satclip", "orthonormal"}
-        ``"satclip"`` is the basis the published checkpoints expect (``m = 0`` times pi).
-    numerics : {"exact", "reference"}
-        ``"exact"``: a stable normalised recursion in float64 (Numba), rounded once to
-        ``dtype``; accurate at every latitude. ``"reference"``: the reference code's expanded
-        polynomials in float64 (cancels catastrophically at high latitude for large L).
-    dtype : float32 or float64
-
-    Returns
-    -------
-    ndarray of shape (N, L*L) and the requested dtype.
-    """
-    if not (isinstance(L, (int, np.integer)) and L >= 1):
-        raise ValueError(f"L must be a positive integer, got {L!r}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    scale = zonal_scale(convention)
-    lon, lat = validate_lonlat(lon, lat)
-    if numerics == "exact":
-        out = np.empty((lon.size, L * L), dtype=dtype)
-        _basis_kernel(lon, lat, *legendre_recursion_coefficients(int(L)), scale, out)
-        return out
-    if numerics == "reference":
-        from ._reference_basis import reference_basis
-
-        return reference_basis(lon, lat, int(L), scale).astype(dtype, copy=False)
-    raise ValueError(f"numerics={numerics!r} is not known; choose one of {list(NUMERICS)}")

@@ -20,11 +20,6 @@ BUNDLED_MODELS = ("bluemarble-l10", "bluemarble-l40")
 DEFAULT_MODELS = {10: "bluemarble-l10", 40: "bluemarble-l40"}
 
 
-def hub_filename(repo_id: str) -> str:
-    """Checkpoint file name inside a SatCLIP Hub repo (``satclip-vit16-l40.ckpt``)."""
-    return repo_id.split("/", 1)[1].lower() + ".ckpt"
-
-
 def bundled_model_directory(name: str) -> Path:
     """Directory of the bundled model ``name`` inside the installed package."""
     return Path(str(resources.files("xsatclip") / "data" / "models" / name))

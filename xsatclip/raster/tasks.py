@@ -1,15 +1,11 @@
-"""What runs inside Dask tasks: model specs, a per-process model cache, the thread policy,
-and the block functions that turn coordinate blocks into embedding blocks.
+"""What runs inside Dask tasks: model specs, a per-process model cache, and the block
+functions that turn coordinate blocks into embedding blocks.
 
 The model never travels in the task graph. Tasks carry a :class:`ModelSpec` (a few strings)
-and each process loads the model once, on first use, and keeps it.
-
-Thread policy. Dask already runs one task per core (threaded scheduler) or per worker thread
-(distributed). Inside a task, torch and Numba therefore run single-threaded
-(:func:`~xsatclip.model.single_threaded_kernels`), so that N Dask threads use N cores and not
-N x cores. Outside Dask (``LocationEncoder.encode`` or ``encode_grid`` called directly) the
-encoder does the same by itself: it hands pieces of its work to as many threads as torch
-would use, each single-threaded.
+and each process loads the model once, on first use, through
+:func:`~xsatclip.model.load.resolve_model` (checked against the sha256 the graph was built
+with), and keeps it. Inside a task torch and Numba run single-threaded
+(:mod:`xsatclip.model.backend` explains the thread policy).
 """
 
 from __future__ import annotations
@@ -19,8 +15,9 @@ import threading
 
 import numpy as np
 import pyproj
+import torch
 
-from .model import LocationEncoder, single_threaded_kernels
+from ..model import LocationEncoder, resolve_model, single_threaded_kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +31,12 @@ class ModelSpec:
     device: str
 
     @classmethod
-    def of(cls, model: LocationEncoder, device: str) -> ModelSpec:
+    def of(cls, model: LocationEncoder, device: str | torch.device) -> ModelSpec:
+        """The spec of ``model`` as resolved for ``device``: ``"auto"`` stays ``"auto"`` (each
+        process takes its GPU when it has one), any other device is the model's own."""
+        where = "auto" if device == "auto" else str(model.device)
         return cls(model.identity.source, model.identity.sha256, model.numerics, model.dtype,
-                   device)
+                   where)
 
 
 _cache: dict[ModelSpec, LocationEncoder] = {}
@@ -48,15 +48,10 @@ def cached_model(spec: ModelSpec) -> LocationEncoder:
     with _cache_lock:
         model = _cache.get(spec)
         if model is None:
-            from .checkpoints import load_model
-
-            model = load_model(spec.source, numerics=spec.numerics, dtype=spec.dtype,
-                               device=spec.device)
-            if model.identity.sha256 != spec.sha256:
-                raise RuntimeError(
-                    f"the weights at {spec.source} changed since the task graph was built "
-                    f"(sha256 {model.identity.sha256[:12]}... != {spec.sha256[:12]}...)"
-                )
+            model = resolve_model(spec.source, numerics=spec.numerics,  # type: ignore[arg-type]
+                                  dtype=spec.dtype, device=spec.device,  # type: ignore[arg-type]
+                                  sha256=spec.sha256,
+                                  made_by="the task graph was built with")
             _cache[spec] = model
         return model
 

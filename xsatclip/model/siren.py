@@ -3,6 +3,11 @@
 ``h_1 = sin(w0_initial * (W_0 x + b_0))``, ``h_{k+1} = sin(w0 * (W_k h_k + b_k))``, and an
 identity activation on ``last_layer``. Parameter names (``layers.{i}.weight|bias``,
 ``last_layer.weight|bias``) match the reference state dict, so its weights load unchanged.
+
+Three forward layouts: :meth:`SirenNet.forward` (rows, autograd: training),
+:meth:`SirenNet.forward_columns` (feature columns into reused buffers: pointwise inference)
+and :meth:`SirenNet.head` (from a first-layer pre-activation computed elsewhere: the
+separable grid path).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import math
 
 import torch
 from torch import nn
+
+from ..errors import InvalidOptionError
 
 
 class SirenLayer(nn.Module):
@@ -58,7 +65,7 @@ class SirenNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+            raise InvalidOptionError(f"num_layers must be at least 1, got {num_layers}")
         self.layers = nn.ModuleList(
             SirenLayer(
                 dim_in if i == 0 else dim_hidden,
@@ -82,3 +89,18 @@ class SirenNet(nn.Module):
         for layer in self.layers[1:]:
             x = layer(x)
         return self.last_layer(x)
+
+    def forward_columns(self, x: torch.Tensor, buffers: tuple[torch.Tensor, torch.Tensor],
+                        out: torch.Tensor) -> torch.Tensor:
+        """Inference on feature columns: ``x`` (dim_in, N) -> ``out`` (N, dim_out), written
+        in place and returned.
+
+        Each hidden layer computes ``sin(w0 (W x + b))`` with ``x`` (features, points), its
+        output in one of the two flat ``buffers`` (at least dim_hidden * N elements each,
+        alternating), so a batch loop allocates nothing. Call under ``torch.inference_mode``.
+        """
+        for i, layer in enumerate(self.layers):
+            h = buffers[i % 2][: x.shape[1] * layer.weight.shape[0]].view(-1, x.shape[1])
+            x = layer.activate(torch.addmm(layer.bias[:, None], layer.weight, x, out=h))
+        last = self.last_layer
+        return torch.addmm(last.bias, x.T, last.weight.T, out=out)

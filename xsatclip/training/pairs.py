@@ -18,12 +18,10 @@ import numpy as np
 import pyproj
 import xarray as xr
 
-from .errors import InvalidCoordinatesError
-from .spatial import (
-    WGS84,
-    SpatialCoords,
+from ..errors import InvalidCoordinatesError, InvalidOptionError, InvalidTypeError
+from ..raster.coords import WGS84, SpatialCoords, find_spatial_coords
+from ..raster.geometry import (
     cell_size,
-    find_spatial_coords,
     is_global_longitude,
     nearest_cell,
     uniform_on_sphere,
@@ -54,7 +52,7 @@ class TrainingPairs:
     def split(self, val_fraction: float, seed: int) -> tuple[TrainingPairs, TrainingPairs]:
         """A seeded random (train, validation) split."""
         if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+            raise InvalidOptionError(f"val_fraction must be in (0, 1), got {val_fraction}")
         order = np.random.default_rng(seed).permutation(len(self))
         n_val = max(1, round(val_fraction * len(self)))
         pick = [np.sort(order[n_val:]), np.sort(order[:n_val])]
@@ -69,9 +67,10 @@ class PatchSampler:
 
     def __init__(self, image: xr.DataArray, patch_size: int) -> None:
         if not isinstance(image, xr.DataArray):
-            raise TypeError(f"image must be an xarray.DataArray, got {type(image).__name__}")
+            raise InvalidTypeError(f"image must be an xarray.DataArray, got {type(image).__name__}")
         if patch_size < 1:
-            raise ValueError(f"patch_size must be a positive number of pixels, got {patch_size}")
+            raise InvalidOptionError(f"patch_size must be a positive number of pixels, got "
+                                     f"{patch_size}")
         self.spatial: SpatialCoords = find_spatial_coords(image)
         if self.spatial.kind == "curvilinear":
             raise InvalidCoordinatesError(
@@ -138,7 +137,7 @@ class PatchSampler:
              max_rounds: int = 100) -> TrainingPairs:
         """``n`` pairs at locations drawn uniformly on the sphere within the raster's footprint."""
         if n < 1:
-            raise ValueError(f"the number of locations must be positive, got {n}")
+            raise InvalidOptionError(f"the number of locations must be positive, got {n}")
         lons, lats, patches, found = [], [], [], 0
         for _ in range(max_rounds):
             lon, lat = uniform_on_sphere(rng, max(2 * (n - found), 1024), self.bounds)
@@ -160,7 +159,7 @@ class PatchSampler:
             if found == n:
                 return TrainingPairs(np.concatenate(lons), np.concatenate(lats),
                                      np.concatenate(patches))
-        raise ValueError(
+        raise InvalidOptionError(
             f"found only {found} of {n} locations whose {self.patch_size}-pixel patch lies on "
             f"the raster, holds no NaN and passes the mask after {max_rounds} rounds; use a "
             "smaller patch_size, a looser mask or a larger raster")

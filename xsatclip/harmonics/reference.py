@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from ..errors import InvalidOptionError
+
 _TABLE = "reference_sh_coefficients.npz"
 _MAX_ELEMENTS = 1 << 20  # per (blocks x rows) work array: 8 MiB of float64
 
@@ -90,11 +92,11 @@ def reference_basis(lon: np.ndarray, lat: np.ndarray, L: int, zonal_scale: float
         (N, L*L) float64.
 
     Raises:
-        ValueError: if ``L`` is not in ``1 .. reference_lmax()``.
+        InvalidOptionError: if ``L`` is not in ``1 .. reference_lmax()``.
     """
     lmax = reference_lmax()
     if not 1 <= L <= lmax:
-        raise ValueError(
+        raise InvalidOptionError(
             f"L={L} is outside the reference coefficient table's range 1 <= L <= {lmax}"
         )
     lon = np.asarray(lon, dtype=np.float64)

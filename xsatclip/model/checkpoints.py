@@ -1,4 +1,4 @@
-"""Checkpoint I/O: published Lightning checkpoints, the Hugging Face Hub, xsatclip's own format.
+"""Checkpoint formats: published Lightning checkpoints and xsatclip's own model directories.
 
 No pickle anywhere: Lightning files are read with ``torch.load(weights_only=True)``; xsatclip's
 own format is a directory holding ``model.safetensors`` and ``config.json``.
@@ -9,22 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, MissingDependencyError, ModelNotFoundError
-from .model import LocationEncoder, ModelConfig
-from .registry import BUNDLED_MODELS, PUBLISHED_MODELS, bundled_model_directory, hub_filename
+from ..errors import CheckpointError, ModelNotFoundError
+from .config import ModelConfig
+from .encoder import LocationEncoder
 
 LIGHTNING_PREFIX = "model.location.nnet."
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "xsatclip-location-encoder"
 FORMAT_VERSION = 1
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 # hyper_parameters the reference writes, and the values xsatclip can evaluate exactly.
 SUPPORTED_SETTINGS = {
@@ -161,85 +159,3 @@ def read_xsatclip_directory(directory: Path) -> tuple[ModelConfig, dict]:
         raise CheckpointError(f"{directory / WEIGHTS_FILE} is unreadable: {exc}") from exc
     check_weights(config, weights, directory / WEIGHTS_FILE)
     return config, weights
-
-
-def download_from_hub(repo_id: str, filename: str) -> Path:
-    """Path of ``filename`` from a Hub repo, through huggingface_hub's cache (offline-aware)."""
-    try:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-        )
-    except ImportError:
-        raise MissingDependencyError(
-            f"loading {repo_id!r} from the Hugging Face Hub needs huggingface_hub: "
-            "pip install 'xsatclip[hub]'"
-        ) from None
-    try:
-        return Path(hf_hub_download(repo_id, filename))
-    except LocalEntryNotFoundError:
-        raise ModelNotFoundError(
-            f"{repo_id}/{filename} is not in the Hugging Face cache and the Hub cannot be "
-            f"reached (offline). On a connected machine run "
-            f"`hf download {repo_id} {filename}` (it fills the same cache), or pass the "
-            f"local path of the .ckpt file instead."
-        ) from None
-    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
-        raise ModelNotFoundError(f"{repo_id}/{filename} does not exist on the Hub: {exc}") from None
-
-
-def read_any(source: str | os.PathLike) -> tuple[ModelConfig, dict, str, str]:
-    """Resolve ``source`` to ``(config, weights, source, name)``.
-
-    ``source`` is a bundled or published model name, a local model directory or Lightning
-    checkpoint, or a Hugging Face repo id (``owner/name`` or ``hf://owner/name``). A bundled
-    model's source is its name, so provenance attrs do not depend on the install path.
-    """
-    text = os.fspath(source)
-    if text.startswith("hf://"):  # how identities record Hub sources
-        text = text[len("hf://"):]
-    if text in BUNDLED_MODELS:
-        return (*read_xsatclip_directory(bundled_model_directory(text)), text, text)
-    if text in PUBLISHED_MODELS:
-        repo_id = PUBLISHED_MODELS[text]
-        path = download_from_hub(repo_id, hub_filename(repo_id))
-        return (*read_lightning_checkpoint(path), f"hf://{repo_id}", text)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return (*read_xsatclip_directory(path), str(path.resolve()), path.name)
-    if path.is_file():
-        return (*read_lightning_checkpoint(path), str(path.resolve()), path.stem)
-    if HUB_ID.match(text):
-        path = download_from_hub(text, hub_filename(text))
-        return (*read_lightning_checkpoint(path), f"hf://{text}", text)
-    raise ModelNotFoundError(
-        f"model {text!r} is neither a known name "
-        f"({', '.join([*BUNDLED_MODELS, *sorted(PUBLISHED_MODELS)])}), "
-        f"a local file or directory, nor a Hugging Face repo id 'owner/name'"
-    )
-
-
-def load_model(
-    source: str | os.PathLike,
-    *,
-    numerics: str | None = None,
-    dtype: str = "float32",
-    device: str | torch.device = "auto",
-) -> LocationEncoder:
-    """Load a SatCLIP location encoder.
-
-    Parameters
-    ----------
-    source : bundled model name (``"bluemarble-l40"``, offline), published model name
-        (``"satclip-vit16-l40"``), Hub repo id
-        (``"microsoft/SatCLIP-ViT16-L40"``), Lightning ``.ckpt`` file, or a directory written
-        by :func:`save_model`.
-    numerics : {"exact", "reference"}, default "exact"
-    dtype : {"float32", "float64"}
-    device : "auto" (CUDA when available), "cpu", "cuda", ...
-    """
-    config, weights, resolved, name = read_any(source)
-    return LocationEncoder(config, weights, source=resolved, name=name,
-                           numerics=numerics or "exact", dtype=dtype, device=device)

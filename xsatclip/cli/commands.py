@@ -1,0 +1,189 @@
+"""What each ``xsatclip`` subcommand does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from ..errors import InvalidOptionError, missing_dependency
+from .tables import read_points, write_embeddings
+from .train_flags import TRAIN_FLAGS
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes."""
+
+    def emit(self, record) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """xsatclip's own INFO messages on stderr (not those of dask.distributed), once."""
+    logger = logging.getLogger("xsatclip")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def cmd_precompute(args) -> int:
+    from .. import cube
+
+    if not args.quiet:
+        _log_to_stderr()
+    if args.workers is not None and args.workers < 1:
+        raise InvalidOptionError(f"--workers must be positive, got {args.workers}")
+    options = dict(resolution=args.resolution, bbox=args.bbox, level=args.level,
+                   model=args.model, chunks=args.chunks, dtype=args.dtype,
+                   resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                   batch_size=args.batch_size, numerics=args.numerics, device=args.device)
+    if args.workers is not None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise missing_dependency("--workers", "distributed", exc) from None
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            store = cube.precompute(args.store, scheduler=client, **options)
+    else:
+        store = cube.precompute(args.store, scheduler=args.scheduler, **options)
+    summary = cube.info(store)
+    if not args.quiet:
+        print(f"{store}: {summary['chunks_done']}/{summary['chunks_total']} chunks done")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .. import cube
+
+    summary = cube.info(args.store)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    model = summary["model"]
+    done, total = summary["chunks_done"], summary["chunks_total"]
+    dims = " x ".join(f"{k}={v}" for k, v in summary["dims"].items())
+    lines = [
+        f"store:    {summary['store']}",
+        f"grid:     {summary['grid']}",
+        f"dims:     {dims}",
+    ]
+    for key in ("lat_range", "lon_range"):
+        if key in summary:
+            lo, hi = summary[key]
+            lines.append(f"{key[:3]}:      {lo:g} .. {hi:g} (cell centres)")
+    lines += [
+        f"model:    {model.get('name')} (level {model.get('level')}, numerics "
+        f"{model.get('numerics')}, sha256 {str(model.get('sha256'))[:16]}...)",
+        f"source:   {model.get('source')}",
+        f"dtype:    {summary['dtype']}"
+        + (f" (scale_factor {summary['scale_factor']:.6g})" if summary["scale_factor"] else ""),
+        f"chunks:   {' x '.join(map(str, summary['chunks']))}",
+        f"complete: {done}/{total} chunks ({100 * done / max(total, 1):.1f}%)"
+        + (f", {summary['chunks_clipped']} with saturated int8 values"
+           if summary["chunks_clipped"] else ""),
+        f"created:  {summary['created']} by xsatclip {summary['xsatclip_version']}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+
+    from ..sampling import sample
+
+    lon, lat = read_points(args.points)
+    values = sample(args.store, lon, lat, method=args.method).values
+    missing = int(np.isnan(values).any(axis=1).sum())
+    if missing:
+        print(f"xsatclip: warning: {missing} point(s) have no value (NaN): outside the cube, "
+              "in chunks not computed yet, or NaN coordinates", file=sys.stderr)
+    write_embeddings(lon, lat, values, args.out)
+    return 0
+
+
+def cmd_embed_points(args) -> int:
+    from ..model import resolve_model
+
+    lon, lat = read_points(args.points)
+    model = resolve_model(args.model, level=args.level, numerics=args.numerics, dtype="float32",
+                          device=args.device)
+    write_embeddings(lon, lat, model.encode(lon, lat, batch_size=args.batch_size), args.out)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from ..model.registry import DEFAULT_MODELS, PUBLISHED_MODELS
+
+    print("Bundled models (offline; the default of their level when only --level is given):")
+    for level, name in sorted(DEFAULT_MODELS.items()):
+        print(f"  {name}  (level {level})")
+    print("Published SatCLIP models (Hugging Face Hub; pass the name or the id as --model):")
+    width = max(map(len, PUBLISHED_MODELS))
+    for name, repo_id in sorted(PUBLISHED_MODELS.items()):
+        print(f"  {name:<{width}}  {repo_id}")
+    return 0
+
+
+def open_raster(path: str, variable: str | None):
+    """The training raster: ``bluemarble`` (the bundled models' imagery), a GeoTIFF, or a
+    variable of a Zarr store or NetCDF file."""
+    import xarray as xr
+
+    if path == "bluemarble":
+        from ..training.bluemarble import load_blue_marble
+
+        return load_blue_marble()
+    if path.lower().endswith((".tif", ".tiff")):
+        import rioxarray
+
+        return rioxarray.open_rasterio(path, masked=True)
+    ds = xr.open_zarr(path) if path.rstrip("/").endswith(".zarr") else xr.open_dataset(path)
+    names = list(ds.data_vars)
+    if variable is None and len(names) != 1:
+        raise InvalidOptionError(f"{path} holds variables {names}: choose one with --variable")
+    if variable is not None and variable not in names:
+        raise InvalidOptionError(f"{path} has no variable {variable!r}; it holds {names}")
+    return ds[variable or names[0]]
+
+
+def cmd_train(args) -> int:
+    from ..training import TrainConfig, train
+
+    config = TrainConfig(**{name: getattr(args, name) for name, _ in TRAIN_FLAGS.values()})
+    run = train(open_raster(args.raster, args.variable), args.out, config,
+                resume=args.resume, stop_after=args.stop_after, progress=not args.quiet)
+    if not args.quiet:
+        last = run.history[-1]
+        print(f"{len(run.history)}/{config.epochs} epochs: val_loss {last['val_loss']:.4f}, "
+              f"val top-1 {last['val_accuracy']:.3f} -> {run.directory} "
+              f"(load it with --model {run.directory})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from ..evaluation import evaluate, format_table
+
+    out_format = None if args.out is None else os.path.splitext(args.out)[1].lower()
+    if out_format not in (None, ".csv", ".md"):
+        raise InvalidOptionError(f"--out {args.out}: unknown format {out_format!r}; use .csv "
+                                 "or .md")
+    results = evaluate(args.features, tasks=args.tasks, n_points=args.n_points,
+                       folds=args.folds, block_deg=args.block_deg, seed=args.seed,
+                       progress=not args.quiet)
+    table = format_table(results)
+    if out_format == ".csv":
+        results.to_csv(args.out, index=False)
+    elif out_format == ".md":
+        Path(args.out).write_text(table + "\n")
+    print(table)
+    return 0
+
+

@@ -1,0 +1,146 @@
+"""The ``xsatclip`` argument parser."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import commands
+from .train_flags import TRAIN_FLAGS
+
+
+def _chunks(text: str):
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LAT,LON, got {text!r}") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or LAT,LON (positive), got {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+
+def _add_model_options(p, *, required_help: str) -> None:
+    p.add_argument("--model", metavar="M", help=required_help)
+    p.add_argument("--level", type=int, help="Legendre level of the model (10 or 40)")
+    p.add_argument("--numerics", choices=("exact", "reference"),
+                   help="spherical-harmonic evaluation (default exact)")
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    p.add_argument("--batch-size", type=int, metavar="N", help="points per forward pass")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..training.config import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="xsatclip",
+        description="SatCLIP location embeddings: precompute Zarr cubes, inspect and sample "
+                    "them, embed points.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "precompute", help="compute an embedding cube into a Zarr v3 store (resumable)",
+        description="Compute SatCLIP embeddings of a lat/lon grid into a Zarr v3 store. "
+                    "Interrupted runs resume where they stopped when rerun with the same "
+                    "arguments.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--resolution", type=float, metavar="DEG", required=True,
+                   help="cell size in degrees")
+    p.add_argument("--bbox", nargs=4, type=float, metavar=("W", "S", "E", "N"),
+                   help="west south east north in degrees (default: the globe)")
+    _add_model_options(p, required_help="model name, Hub id, .ckpt file or model directory")
+    p.add_argument("--chunks", type=_chunks, metavar="N|LAT,LON",
+                   help="spatial chunk size (default: at most 128, tiling the grid exactly "
+                   "where it can; or the existing store's)")
+    p.add_argument("--dtype", choices=("float32", "float16", "int8"), default="float32",
+                   help="storage dtype (default float32)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="recompute every chunk of an existing matching store")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no messages")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="address of a dask.distributed scheduler (tcp://host:8786)")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="start a local dask.distributed cluster of N processes")
+    p.set_defaults(func=commands.cmd_precompute)
+
+    p = sub.add_parser("info", help="grid, model, dtype and completeness of a cube",
+                       description="Describe a cube written by precompute.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=commands.cmd_info)
+
+    p = sub.add_parser("sample", help="embeddings of a cube at points",
+                       description="Read embeddings from a cube at points given as a CSV or "
+                                   "Parquet table with lon and lat columns. Output columns: "
+                                   "lon, lat, e0 .. eN-1.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--points", required=True, metavar="FILE", help="CSV or Parquet points")
+    p.add_argument("--method", choices=("nearest", "linear", "exact"), default="nearest",
+                   help="nearest cell, bilinear between cell centres, or exact (runs the "
+                        "cube's model at the points) (default nearest)")
+    p.add_argument("--out", metavar="FILE", help=".csv or .parquet (default: CSV on stdout)")
+    p.set_defaults(func=commands.cmd_sample)
+
+    p = sub.add_parser("embed-points", help="exact embeddings of points (runs the model)",
+                       description="Run the location encoder at points given as a CSV or "
+                                   "Parquet table with lon and lat columns. Output columns: "
+                                   "lon, lat, e0 .. eN-1.")
+    p.add_argument("--points", required=True, metavar="FILE", help="CSV or Parquet points")
+    _add_model_options(p, required_help="model name, Hub id, .ckpt file or model directory")
+    p.add_argument("--out", metavar="FILE", help=".csv or .parquet (default: CSV on stdout)")
+    p.set_defaults(func=commands.cmd_embed_points)
+
+    p = sub.add_parser(
+        "train", help="pretrain a location encoder on a georeferenced raster (SatCLIP)",
+        description="Contrastive (CLIP) pretraining of a SatCLIP location encoder on image "
+                    "patches cut from a raster at locations drawn uniformly on the sphere. "
+                    "Checkpoints every epoch into OUT and resumes from it.")
+    p.add_argument("raster", help="GeoTIFF, Zarr store, NetCDF file, or 'bluemarble' (the "
+                                  "bundled models' imagery; needs the train extra)")
+    p.add_argument("--out", required=True, metavar="DIR", help="checkpoint / model directory")
+    p.add_argument("--variable", help="variable of a Zarr store or NetCDF file")
+    defaults = TrainConfig()
+    for flag, (name, help_text) in TRAIN_FLAGS.items():
+        default = getattr(defaults, name)
+        p.add_argument(flag, dest=name, type=type(default), default=default,
+                       metavar="N" if isinstance(default, int) else "X",
+                       help=f"{help_text} (default {default})")
+    p.add_argument("--stop-after", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs (rerun to continue)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="fail if OUT already holds a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=commands.cmd_train)
+
+    from .. import evaluation
+
+    p = sub.add_parser(
+        "evaluate", help="score location features with linear probes on labelled data",
+        description="Linear probes (ridge) of location features on real labelled data "
+                    "(needs the eval extra), under spatially blocked cross-validation. Prints "
+                    "a Markdown table: a row per feature set, mean ± std over folds per task.")
+    p.add_argument("--features", nargs="+", metavar="F", default=list(evaluation.DEFAULT_FEATURES),
+                   help="lonlat, cartesian, sh-L, geoclip, or a model name, checkpoint file, "
+                        "model directory or Hub id (default: %(default)s)")
+    p.add_argument("--tasks", nargs="+", metavar="T", default=list(evaluation.DEFAULT_TASKS),
+                   help=f"among {', '.join(evaluation.TASKS)} (default: all)")
+    p.add_argument("--n-points", type=int, metavar="N", default=evaluation.DEFAULT_N_POINTS,
+                   help="points per task (default %(default)s)")
+    p.add_argument("--folds", type=int, metavar="K", default=5,
+                   help="cross-validation folds (default %(default)s)")
+    p.add_argument("--block-deg", type=float, metavar="DEG", default=evaluation.DEFAULT_BLOCK_DEG,
+                   help="side of the spatial blocks in degrees (default %(default)s)")
+    p.add_argument("--seed", type=int, metavar="S", default=0,
+                   help="seed of sampling and folds (default %(default)s)")
+    p.add_argument("--out", metavar="FILE", help="also write the results: .csv (one row per "
+                                                 "task and feature set) or .md (the table)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser("models", help="list known model names",
+                       description="List the published SatCLIP models and bundled defaults.")
+    p.set_defaults(func=commands.cmd_models)
+    return parser
+
+

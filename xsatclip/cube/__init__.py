@@ -1,0 +1,37 @@
+"""Embedding cubes in Zarr v3: resumable, crash-safe precompute; open, inspect.
+
+Sampling cubes at points lives in :mod:`xsatclip.sampling`.
+
+A cube is a Zarr v3 group (local path or fsspec URL) with consolidated metadata holding
+
+* ``embeddings`` (lat, lon, embedding): the SatCLIP embedding of every grid cell centre,
+  stored as float32, float16 or int8 (see *Storage dtypes*);
+* the coordinates ``lat``/``lon`` (CF units), ``embedding`` (0 .. embed_dim-1) and
+  ``spatial_ref`` (EPSG:4326, read by rioxarray), and provenance attributes (``model_*``,
+  ``xsatclip_*``, ``created``);
+* ``_xsatclip/done``: one uint8 per spatial chunk, the completion markers (a sub-group, so
+  ``xr.open_zarr`` does not show it).
+
+The variable is ``embeddings`` and not ``embedding`` because the embedding dimension has a
+coordinate of that name, and xarray allows no data variable named like a coordinate.
+
+See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety, locking) and
+:mod:`.writer` (writing).
+"""
+
+from .codec import dequantize, int8_scale
+from .layout import DONE_PATH, STORAGE_DTYPES, VARIABLE, default_chunk
+from .precompute import precompute
+from .read import info, open_cube
+
+__all__ = [
+    "DONE_PATH",
+    "STORAGE_DTYPES",
+    "VARIABLE",
+    "default_chunk",
+    "dequantize",
+    "info",
+    "int8_scale",
+    "open_cube",
+    "precompute",
+]

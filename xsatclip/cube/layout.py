@@ -1,0 +1,94 @@
+"""The cube's layout: variable and marker paths, chunking and storage dtypes.
+
+Chunk layout
+------------
+Chunks are spatial tiles of up to 128 x 128 cells holding the full embedding dimension. A
+map read (one channel or all, over a region) touches few, large objects: a global 0.1 degree
+cube is 15 x 30 = 450 chunks. A point lookup reads exactly one chunk, since all of a
+location's channels sit in the same chunk; splitting the embedding dimension would multiply
+the reads of every lookup. 128 x 128 x 256 is 16 MiB as float32, 8 MiB as float16 and 4 MiB
+as int8 (stored uncompressed: zstd gains ~8% on embeddings): large enough for object stores,
+small enough that a lookup does not fetch 64 MiB, and the unit of work of ``precompute``
+(one task computes and writes one chunk). By default each axis is tiled exactly where it
+can be (:func:`default_chunk`: 120 for the 720 and 1440 cells of a 0.25 degree globe, 90 x
+120 at 1 degree), since Zarr stores an edge chunk whole: 128 x 128 chunks would pad a 1
+degree globe by 52% and a 0.25 degree one by 14%. Zarr sharding would let a lookup read a
+sub-chunk, but a partially written shard must be read back before it is rewritten, which
+clashes with crash safety; it is not used.
+
+Storage dtypes
+--------------
+``float32``
+    The model's output, bit for bit.
+``float16``
+    ``|x - x16| <= 2**-11 |x|`` (round to nearest; ``<= 2**-25`` below ``2**-14``).
+``int8``
+    Symmetric linear quantisation with one global scale, CF style: ``code = round(x / s)``
+    in [-127, 127], stored with the attribute ``scale_factor = s`` (float32) and
+    ``_FillValue = -128`` (cells never written), so ``xr.open_zarr`` decodes automatically
+    (to float64, as CF decoding with a JSON attribute does; :func:`open_cube` decodes to
+    float32). ``s = 1.25 * A / 127`` where ``A`` is the largest ``|x|`` of the model over
+    16384 points of a Fibonacci lattice on the sphere: it depends on the model only, so
+    every cube of a model shares it. Bound: ``|x - code * s| <= s / 2`` for every value with
+    ``|x| <= 127 s``; larger values (beyond 1.25 times the lattice maximum) would saturate
+    at +-127 and the chunk is flagged (marker 2, counted as ``chunks_clipped`` by
+    :func:`info`), so the bound never fails silently.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InvalidOptionError
+from ..raster import SpatialCoords, grid
+
+VARIABLE = "embeddings"
+DONE_PATH = "_xsatclip/done"
+FORMAT_VERSION = 1
+DEFAULT_CHUNK = 128
+STORAGE_DTYPES = ("float32", "float16", "int8")
+StorageDType = Literal["float32", "float16", "int8"]
+INT8_FILL = -128
+INT8_MAX = 127
+INT8_MARGIN = 1.25
+INT8_SAMPLE_POINTS = 16384
+DONE, DONE_CLIPPED = 1, 2
+
+
+def template_grid(resolution: float | None, template: xr.Dataset | xr.DataArray | None,
+                  bbox: tuple[float, float, float, float] | None) -> xr.Dataset:
+    """The grid of a cube: ``template`` as a Dataset, or a :func:`~xsatclip.grid` of
+    ``resolution`` degrees over ``bbox``."""
+    if template is None:
+        if resolution is None:
+            raise InvalidOptionError("precompute needs resolution= (degrees) or template=")
+        return grid(resolution, bbox=bbox)
+    if resolution is not None or bbox is not None:
+        raise InvalidOptionError("pass either template= or resolution=/bbox=, not both")
+    if isinstance(template, xr.DataArray):
+        template = template.to_dataset(name=template.name or "template")
+    return template
+
+
+def grid_definition(template: xr.Dataset, spatial: SpatialCoords) -> str:
+    """A one-line description of the grid, recorded in the cube's attrs."""
+    if "xsatclip_grid" in template.attrs:
+        return str(template.attrs["xsatclip_grid"])
+    parts = []
+    for name in (spatial.y, spatial.x):
+        values = np.asarray(template[name].values)
+        parts.append(f"{name}: {values.size} values {values.min():g} .. {values.max():g}")
+    return f"template ({spatial.kind}): " + ", ".join(parts)
+
+
+def default_chunk(size: int) -> int:
+    """Default chunk length along an axis of ``size`` cells: the whole axis up to 128 cells,
+    else the largest divisor of ``size`` from 64 to 128 (the axis is tiled exactly), else 128
+    (the last chunk is padded)."""
+    if size <= DEFAULT_CHUNK:
+        return size
+    divisors = (c for c in range(DEFAULT_CHUNK, DEFAULT_CHUNK // 2 - 1, -1) if size % c == 0)
+    return next(divisors, DEFAULT_CHUNK)

@@ -1,0 +1,270 @@
+"""Where a cube lives and what it holds: targets (local or fsspec), the lock, the state of
+a store, its creation and the check that a resumed store matches.
+
+Crash safety and resume
+-----------------------
+The store is created first: metadata, coordinates and empty arrays, with consolidated
+metadata written last (a store without it is a creation that was interrupted, and is
+recreated; no chunk can be done yet). The first chunks are computed meanwhile, but none is
+written before the store is complete. Every chunk is then written, and only after the data
+write has returned (and, on a local store, the data is on disk: ``fdatasync``) is its marker
+set in ``_xsatclip/done`` (one Zarr chunk per marker, so concurrent writers never share an
+object). A process killed at any moment leaves each chunk either marked, and completely
+written, or unmarked; a rerun recomputes the unmarked chunks, overwriting any partial data,
+and ends identical to an uninterrupted run, bit for bit: every chunk is computed the same
+way (one torch thread, the same block shapes), whichever thread, process or Dask worker
+computes it. (A different ``batch_size``
+or device on the rerun may change the last bits of float32 values: it is not checked.)
+Metadata is never rewritten by a resume, so the attributes (``created`` included) stay those
+of the first run. A rerun with another model (weights sha256), numerics, grid, storage
+dtype or chunking raises :class:`~xsatclip.errors.StoreError` naming the differences, unless
+``overwrite=True``.
+
+Locking
+-------
+For local stores, ``precompute`` holds an exclusive ``fcntl.flock`` on ``<store>.lock``
+(beside the store, so that neither Zarr listings nor ``overwrite`` see it) for its whole
+run; a second run fails at once with a StoreError naming the store and the holder's pid.
+The kernel drops a flock when its process dies, ``kill -9`` included, so a lock is never
+stale: a leftover lock file from a dead run is simply taken over. The holder deletes the
+file when it finishes (after checking, on acquiring, that the file it locked is still the
+one at the path). flock is not reliable across machines on some network file systems, and
+URLs (``s3://``, ...) are not locked: run one ``precompute`` per remote store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import errno
+import os
+import socket
+import warnings
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from ..errors import InvalidOptionError, StoreError
+from ..model import LocationEncoder
+from ..raster import SpatialCoords
+from .codec import Codec
+from .layout import DONE, DONE_CLIPPED, FORMAT_VERSION, VARIABLE
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreTarget:
+    """Where a cube lives: an absolute local path or an fsspec URL (picklable)."""
+
+    url: str
+    local: bool
+    options: tuple = ()  # storage_options items
+
+    def store(self, read_only: bool = False):
+        if self.local:
+            return zarr.storage.LocalStore(self.url, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            self.url, storage_options=dict(self.options) or None, read_only=read_only)
+
+
+def store_target(store, storage_options=None) -> StoreTarget:
+    text = os.fspath(store)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    if "://" in text:
+        return StoreTarget(text.rstrip("/"), False, tuple(sorted((storage_options or {}).items())))
+    if storage_options:
+        raise InvalidOptionError("storage_options apply to URLs (s3://, gs://, ...), not local "
+                                 "paths")
+    return StoreTarget(os.path.abspath(os.path.expanduser(text)), True)
+
+
+@contextlib.contextmanager
+def store_lock(target: StoreTarget):
+    """Exclusive, non-blocking flock on ``<store>.lock`` for local stores (see module doc)."""
+    if not target.local:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        warnings.warn(f"no file locking on this platform: do not run two precomputes on "
+                      f"{target.url} at once", stacklevel=3)
+        yield
+        return
+    path = target.url + ".lock"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"cannot lock store {target.url} ({path}): {exc}") from None
+            raise StoreError(f"store {target.url} is locked by a running precompute "
+                             f"({holder}); wait for it to finish") from None
+        try:  # the previous holder may have unlinked the file between our open and flock
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still holding it: see the inode check above
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def open_group(target: StoreTarget, mode: str = "r"):
+    return zarr.open_group(target.store(read_only=mode == "r"), mode=mode)
+
+
+def inspect_store(target: StoreTarget):
+    """``(state, group)``; state is absent, foreign, unreadable, partial or complete."""
+    try:
+        group = open_group(target)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        if target.local and os.path.exists(target.url):
+            if not os.path.isdir(target.url) or os.listdir(target.url):
+                return "foreign", None
+        return "absent", None
+    except (ValueError, OSError):  # corrupt zarr.json, unknown metadata, ...
+        return "unreadable", None
+    if "xsatclip_cube" not in group.attrs:
+        return "foreign", group
+    if group.metadata.consolidated_metadata is None:
+        return "partial", group
+    return "complete", group
+
+
+
+def provenance_attrs(encoder: LocationEncoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
+    from .. import __version__
+
+    if codec.dtype == "int8":
+        quantization = (f"int8 symmetric, global scale: value = code * scale_factor, code in "
+                        f"[-127, 127], -128 = not written; |error| <= scale_factor / 2 = "
+                        f"{codec.scale / 2:.3g}")
+    elif codec.dtype == "float16":
+        quantization = "float16 rounding of float32 outputs: |error| <= 2**-11 |value|"
+    else:
+        quantization = "none (float32 model outputs)"
+    return {
+        "title": "SatCLIP location embeddings",
+        "Conventions": "CF-1.8",
+        "xsatclip_cube": FORMAT_VERSION,
+        "xsatclip_version": __version__,
+        "xsatclip_grid": grid_def,
+        "xsatclip_dtype": codec.dtype,
+        "xsatclip_quantization": quantization,
+        "xsatclip_chunks": [int(c) for c in sizes.values()],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **encoder.identity.attrs(),
+    }
+
+
+def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords, codec: Codec,
+                 attrs: dict, *, replace: bool) -> None:
+    """Metadata, coordinates, empty arrays, markers; consolidated metadata last."""
+    sizes = tuple(emb.chunks[i][0] for i in range(2))
+    shape = emb.shape
+    # Placeholder: one lazy chunk, never computed (compute=False writes no data).
+    placeholder = da.empty(shape, chunks=shape, dtype=np.float32)
+    var_attrs = {"long_name": "SatCLIP location embedding",
+                 **emb.attrs}
+    ds = xr.Dataset({VARIABLE: (emb.dims, placeholder, var_attrs)}, coords=emb.coords,
+                    attrs=attrs)
+    if spatial.kind == "rectilinear" and _is_geographic(emb):
+        ds[spatial.y].attrs.setdefault("units", "degrees_north")
+        ds[spatial.x].attrs.setdefault("units", "degrees_east")
+    ds["embedding"].attrs.setdefault("long_name", "embedding channel")
+    # spatial_ref (from embed) stays a coordinate listed in the variable's "coordinates"
+    # attribute: no grid_mapping attribute, which would make xarray read it back as a data
+    # variable (rioxarray finds the coordinate either way).
+    encoding = {VARIABLE: codec.encoding((*sizes, shape[2]))}
+    if replace and target.local and os.path.lexists(target.url):
+        import shutil
+
+        if os.path.isdir(target.url) and not os.path.islink(target.url):
+            shutil.rmtree(target.url)
+        else:
+            os.remove(target.url)
+    store = target.store()
+    ds.to_zarr(store, mode="w" if replace else "w-", zarr_format=3, consolidated=False,
+               compute=False, encoding=encoding)
+    group = zarr.open_group(store, mode="r+")
+    nby, nbx = (len(c) for c in emb.chunks[:2])
+    markers = group.create_group("_xsatclip")
+    done = markers.create_array(
+        "done", shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0,
+        attributes={"long_name": "chunk completion markers",
+                    "flag_values": [0, DONE, DONE_CLIPPED],
+                    "flag_meanings": "not_written written written_with_saturated_values",
+                    "chunk_shape": list(sizes)})
+    del done
+    with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec (yet)"
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(store)
+
+
+def _is_geographic(obj) -> bool:
+    crs = obj.rio.crs
+    return crs is not None and crs.is_geographic
+
+
+
+def _describe(values: np.ndarray) -> str:
+    if values.size == 0:
+        return "0 values"
+    return f"{values.size} values {values.flat[0]:g} .. {values.flat[-1]:g}"
+
+
+def differences(group, emb: xr.DataArray, encoder: LocationEncoder, dtype: str,
+                 sizes: dict, chunks_chosen: bool) -> list[str]:
+    attrs = group.attrs
+    diffs = []
+    ident = encoder.identity
+    if attrs.get("model_sha256") != ident.sha256:
+        diffs.append(f"model: the store has {attrs.get('model_name')} (sha256 "
+                     f"{str(attrs.get('model_sha256'))[:12]}...), requested {ident.name} "
+                     f"(sha256 {ident.sha256[:12]}...)")
+    for key in ("numerics", "convention"):
+        stored, wanted = attrs.get(f"model_{key}"), getattr(ident, key)
+        if stored != wanted:
+            diffs.append(f"{key}: the store has {stored!r}, requested {wanted!r}")
+    if attrs.get("xsatclip_dtype") != dtype:
+        diffs.append(f"dtype: the store has {attrs.get('xsatclip_dtype')!r}, "
+                     f"requested {dtype!r}")
+    grid_diffs = []
+    for name, coord in emb.coords.items():
+        if name in ("embedding", "spatial_ref"):
+            continue
+        wanted = np.asarray(coord.values)
+        if name not in group:
+            grid_diffs.append(f"{name} is missing from the store")
+            continue
+        stored = np.asarray(group[name][...])
+        if stored.shape != wanted.shape or not np.array_equal(stored, wanted):
+            grid_diffs.append(f"{name}: the store has {_describe(stored)}, requested "
+                              f"{_describe(wanted)}")
+    if grid_diffs:
+        definition = attrs.get("xsatclip_grid")
+        diffs.append(f"grid (the store's: {definition}): " + "; ".join(grid_diffs))
+    stored_chunks = group[VARIABLE].chunks[:2]
+    if chunks_chosen and tuple(sizes.values()) != tuple(stored_chunks):
+        diffs.append(f"chunks: the store has {tuple(stored_chunks)}, requested "
+                     f"{tuple(sizes.values())}")
+    return diffs
+
+

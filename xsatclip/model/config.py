@@ -1,0 +1,68 @@
+"""What a location encoder is: its architecture (:class:`ModelConfig`) and its identity
+(:class:`ModelIdentity`: where the weights came from and their sha256)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+
+import torch
+
+from ..errors import InvalidOptionError
+from ..harmonics import Convention, zonal_scale
+from .siren import SirenNet
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a location encoder: ``L*L`` basis features -> ``embed_dim`` outputs."""
+
+    level: int
+    capacity: int = 256
+    num_hidden_layers: int = 2
+    embed_dim: int = 256
+    convention: Convention = "satclip"
+
+    def __post_init__(self) -> None:
+        for name in ("level", "capacity", "num_hidden_layers", "embed_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
+        zonal_scale(self.convention)  # raises on an unknown convention
+
+    def build_network(self) -> SirenNet:
+        """A freshly initialised network of this architecture (float32)."""
+        return SirenNet(self.level**2, self.capacity, self.embed_dim, self.num_hidden_layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelIdentity:
+    """What produced an embedding: recorded in every output's attrs."""
+
+    name: str
+    source: str
+    sha256: str
+    level: int
+    convention: str
+    numerics: str
+    capacity: int
+    embed_dim: int
+
+    def attrs(self) -> dict[str, str | int]:
+        """Flat, netCDF/Zarr-safe attributes (``model_*`` keys)."""
+        return {f"model_{k}": v for k, v in dataclasses.asdict(self).items()}
+
+
+def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors (sorted by name: name, dtype, shape, little-endian bytes).
+
+    Independent of the file format, so a checkpoint converted to xsatclip's own format keeps
+    its hash as long as the stored values and dtypes are the same.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        array = state_dict[name].detach().cpu().numpy()
+        digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()
