@@ -23,6 +23,7 @@ test: env
 
 lint: env
 	$(VENV)/bin/ruff check xsatclip tests benchmarks examples tools
+	$(VENV)/bin/mypy
 
 cube: env
 	$(VENV)/bin/xsatclip precompute $(CUBE) --resolution $(RESOLUTION) --level $(LEVEL)

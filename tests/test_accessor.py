@@ -19,11 +19,6 @@ from xsatclip.errors import InvalidCoordinatesError, MissingCRSError, ModelNotFo
 ATOL32 = 1e-5  # float32 vs float32 across batch shapes (GEMM blocking): measured 1.1e-6
 
 
-@pytest.fixture(scope="module")
-def l10(golden_dir):
-    return xsatclip.load_model(golden_dir / "satclip-tiny-l10.ckpt", device="cpu")
-
-
 def _pointwise(model, lon2d, lat2d):
     out = model.encode(np.ravel(lon2d), np.ravel(lat2d))
     return out.reshape(*np.shape(lat2d), model.embed_dim)
@@ -131,15 +126,15 @@ def test_threaded_equals_distributed_processes(l10):
     np.testing.assert_array_equal(remote, threaded)
 
 
-def test_graph_does_not_carry_the_model(golden_dir):
+def test_graph_does_not_carry_the_model():
     """The pickled graph is the same size for a 0.4 MB and a 1.9 MB network."""
     ds = xsatclip.grid(30.0)
     sizes = {}
     for level in (10, 40):
-        emb = ds.satclip.embed(model=golden_dir / f"satclip-tiny-l{level}.ckpt", chunks=3)
+        emb = ds.satclip.embed(model=f"bluemarble-l{level}", chunks=3)
         sizes[level] = len(cloudpickle.dumps(dict(emb.data.__dask_graph__())))
     assert abs(sizes[40] - sizes[10]) < 200
-    weights = pickle.dumps(xsatclip.load_model(golden_dir / "satclip-tiny-l40.ckpt").network)
+    weights = pickle.dumps(xsatclip.load_model("bluemarble-l40").network)
     assert sizes[40] < len(weights) / 50
 
 
@@ -150,11 +145,11 @@ def test_provenance_attrs(l10):
     assert emb.attrs["xsatclip_version"] == xsatclip.__version__
 
 
-def test_options_pass_through(l10, golden_dir):
+def test_options_pass_through(l10):
     ds = xsatclip.grid(30.0)
     double = ds.satclip.embed(model=l10, dtype="float64", batch_size=5)
     assert double.dtype == np.float64
-    ref = ds.satclip.embed(model=golden_dir / "satclip-tiny-l10.ckpt", numerics="reference")
+    ref = ds.satclip.embed(model="bluemarble-l10", numerics="reference")
     assert ref.attrs["model_numerics"] == "reference"
     np.testing.assert_allclose(ref.values, double.values, rtol=0, atol=1e-5)
 

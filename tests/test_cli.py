@@ -40,11 +40,6 @@ def _one_line_error(err: str, *fragments: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def l10_path(golden_dir) -> str:
-    return str(golden_dir / "satclip-tiny-l10.ckpt")
-
-
-@pytest.fixture(scope="module")
 def points(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("points") / "points.csv"
     pd.DataFrame({"lon": [0.1, 179.9, -45.0, 100.0],
@@ -53,28 +48,28 @@ def points(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_cube(tmp_path_factory, l10_path) -> Path:
+def small_cube(tmp_path_factory, l10_source) -> Path:
     store = tmp_path_factory.mktemp("cli") / "small.zarr"
-    cube.precompute(store, resolution=30, model=l10_path, chunks=3, progress=False)
+    cube.precompute(store, resolution=30, model=l10_source, chunks=3, progress=False)
     return store
 
 
-def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
+def test_every_command_end_to_end(tmp_path, l10_source, points, small_cube):
     store = tmp_path / "cube.zarr"
     exact = tmp_path / "exact.parquet"
     sampled = tmp_path / "sampled.csv"
     procs = {  # all at once: each pays the import, the cores overlap them
         "precompute": _start("precompute", store, "--resolution", 30, "--bbox", -180, -90, 180,
-                             90, "--model", l10_path, "--chunks", "3,4", "--dtype", "int8",
+                             90, "--model", l10_source, "--chunks", "3,4", "--dtype", "int8",
                              "--batch-size", 50, "--quiet"),
-        "embed-points": _start("embed-points", "--points", points, "--model", l10_path,
+        "embed-points": _start("embed-points", "--points", points, "--model", l10_source,
                                "--out", exact),
         "models": _start("models", script=CONSOLE_SCRIPT.exists()),
         "info": _start("info", small_cube),
         "sample": _start("sample", small_cube, "--points", points, "--method", "linear",
                          "--out", sampled),
         "bad input": _start("embed-points", "--points", tmp_path / "missing.csv",
-                            "--model", l10_path),
+                            "--model", l10_source),
     }
     results = {name: _finish(proc) for name, proc in procs.items()}
 
@@ -85,7 +80,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
     assert summary["dtype"] == "int8" and summary["chunks"] == [3, 4, 256]
     assert summary["chunks_done"] == summary["chunks_total"] == 6
 
-    model = xsatclip.load_model(l10_path, device="cpu")
+    model = xsatclip.load_model(l10_source, device="cpu")
     table = pd.read_parquet(exact)
     assert list(table.columns) == ["lon", "lat", *(f"e{i}" for i in range(256))]
     np.testing.assert_allclose(table.iloc[:, 2:].to_numpy(),
@@ -97,7 +92,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
 
     info_text = results["info"][1]
     assert "8/8 chunks (100.0%)" in info_text and "float32" in info_text
-    assert "satclip-tiny-l10" in info_text and "resolution=30" in info_text
+    assert "bluemarble-l10" in info_text and "resolution=30" in info_text
 
     table = pd.read_csv(sampled)
     assert list(table.columns)[:3] == ["lon", "lat", "e0"] and len(table) == 4
@@ -109,7 +104,7 @@ def test_every_command_end_to_end(tmp_path, l10_path, points, small_cube):
     _one_line_error(err, "missing.csv")
 
 
-def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, capsys, l10_path):
+def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, capsys, l10_source):
     assert cli.main(["info", str(small_cube), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["chunks_done"] == summary["chunks_total"] == 8
@@ -122,7 +117,7 @@ def test_info_json_and_sample_nearest_parquet(small_cube, points, tmp_path, caps
     assert cli.main(["sample", str(small_cube), "--points", str(points), "--method", "exact",
                      "--out", str(out)]) == 0
     table = pd.read_csv(out)
-    model = xsatclip.load_model(l10_path, device="cpu")
+    model = xsatclip.load_model(l10_source, device="cpu")
     np.testing.assert_allclose(table.iloc[:, 2:].to_numpy(), model.encode(table.lon, table.lat),
                                rtol=0, atol=1e-6)
 
@@ -142,7 +137,7 @@ def test_help_of_every_command(command, capsys):
             assert flag in text
 
 
-def test_errors_are_one_line(small_cube, l10_path, points, tmp_path, capsys):
+def test_errors_are_one_line(small_cube, l10_source, points, tmp_path, capsys):
     no_lat = tmp_path / "no_lat.csv"
     pd.DataFrame({"lon": [1.0], "y": [2.0]}).to_csv(no_lat, index=False)
     outside = tmp_path / "outside.csv"
@@ -152,9 +147,9 @@ def test_errors_are_one_line(small_cube, l10_path, points, tmp_path, capsys):
         (["sample", str(small_cube), "--points", str(points), "--out", "x.txt"], "'.txt'"),
         (["sample", str(small_cube), "--points", str(outside)], "latitude value(s) outside"),
         (["info", str(tmp_path / "nothing.zarr")], "no cube at"),
-        (["precompute", str(small_cube), "--resolution", "30", "--model", l10_path,
+        (["precompute", str(small_cube), "--resolution", "30", "--model", l10_source,
           "--dtype", "float16", "--quiet"], "dtype: the store has 'float32'"),
-        (["precompute", str(tmp_path / "c.zarr"), "--resolution", "7", "--model", l10_path,
+        (["precompute", str(tmp_path / "c.zarr"), "--resolution", "7", "--model", l10_source,
           "--quiet"], "not a multiple of the resolution"),
         (["embed-points", "--points", str(points), "--level", "12"],
          "bundles default models for levels [10, 40]"),

@@ -30,11 +30,6 @@ N30 = 8  # chunks of the 30 degree cubes (6 x 12 cells)
 ATOL32 = 1e-5  # float32 vs float32 across batch shapes (GEMM blocking)
 
 
-@pytest.fixture(scope="module")
-def l10_path(golden_dir) -> str:
-    return str(golden_dir / "satclip-tiny-l10.ckpt")
-
-
 def _run(store, model, **kwargs) -> str:
     options = {"resolution": RES, "model": model, "chunks": CHUNKS, "progress": False, **kwargs}
     with dask.config.set(num_workers=2):
@@ -42,10 +37,10 @@ def _run(store, model, **kwargs) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, l10_path):
+def reference(tmp_path_factory, l10_source):
     """An uninterrupted float32 run: what every other run of the same arguments must equal."""
     store = tmp_path_factory.mktemp("cubes") / "reference.zarr"
-    _run(store, l10_path)
+    _run(store, l10_source)
     return store
 
 
@@ -79,7 +74,7 @@ def _files(store) -> dict:
     return {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
 
 
-def test_store_layout_metadata_and_values(reference, l10_path):
+def test_store_layout_metadata_and_values(reference, l10_source):
     ds = xr.open_zarr(reference)
     assert ds.rio.crs.to_epsg() == 4326
     assert zarr.open_group(str(reference), mode="r").metadata.consolidated_metadata is not None
@@ -88,7 +83,7 @@ def test_store_layout_metadata_and_values(reference, l10_path):
     assert emb.chunks == ((3,) * 6, (3,) * 12, (256,))
     assert ds.lat.attrs["units"] == "degrees_north" and ds.lon.attrs["units"] == "degrees_east"
     np.testing.assert_array_equal(ds.embedding, np.arange(256))
-    model = xsatclip.load_model(l10_path, device="cpu")
+    model = xsatclip.load_model(l10_source, device="cpu")
     for attrs in (ds.attrs, emb.attrs):
         assert attrs["model_sha256"] == model.identity.sha256
         assert attrs["model_level"] == 10 and attrs["model_numerics"] == "exact"
@@ -122,17 +117,17 @@ def test_default_chunk_tiles_the_axis_exactly_where_it_can(size, chunk):
     assert cube.default_chunk(size) == chunk
 
 
-def test_default_chunks_of_a_one_degree_cube(tmp_path, l10_path):
+def test_default_chunks_of_a_one_degree_cube(tmp_path, l10_source):
     store = tmp_path / "one-degree.zarr"
     with dask.config.set(num_workers=2):
-        cube.precompute(store, resolution=1.0, bbox=(-180, -90, 180, 90), model=l10_path,
+        cube.precompute(store, resolution=1.0, bbox=(-180, -90, 180, 90), model=l10_source,
                         progress=False)
     info = cube.info(store)
     assert info["chunks"] == [90, 120, 256]
     assert info["chunks_done"] == info["chunks_total"] == 2 * 3
 
 
-def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_path, monkeypatch):
+def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_source, monkeypatch):
     """fdatasync runs once on every chunk file, while that chunk's marker is still unset."""
     store = tmp_path / "flushed.zarr"
     synced = []
@@ -146,16 +141,16 @@ def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_path, monkeypatch
         fdatasync(fd)
 
     monkeypatch.setattr(os, "fdatasync", record)
-    _run(store, l10_path, resolution=30.0)
+    _run(store, l10_source, resolution=30.0)
     assert sorted(index for index, _, _ in synced) == [(i, j) for i in range(2) for j in range(4)]
     assert {marker for _, marker, _ in synced} == {0}
     assert {size for _, _, size in synced} == {3 * 3 * 256 * 4}  # float32, uncompressed
 
 
-def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_path, reference):
+def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_source, reference):
     store = tmp_path / "killed.zarr"
     markers = store / "_xsatclip" / "done" / "c"
-    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(store), l10_path])
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(store), l10_source])
     try:
         deadline = time.monotonic() + 120
         while sum(1 for _ in markers.glob("*/*")) < 5:
@@ -164,7 +159,7 @@ def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_path, refere
             time.sleep(0.01)
         # A concurrent run on the same store fails at once, naming the store.
         with pytest.raises(StoreError, match=rf"{store}.*locked.*pid {proc.pid}"):
-            _run(store, l10_path)
+            _run(store, l10_source)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
@@ -180,42 +175,42 @@ def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_path, refere
     chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
     attrs_before = _attrs(store)
 
-    _run(store, l10_path)
+    _run(store, l10_source)
 
     assert not (tmp_path / "killed.zarr.lock").exists()
     assert _attrs(store) == attrs_before  # metadata of the first run, "created" included
     _assert_same_cube(store, reference)
 
 
-def test_finished_store_rerun_computes_nothing(reference, l10_path, caplog):
+def test_finished_store_rerun_computes_nothing(reference, l10_source, caplog):
     before = _files(reference)
     with caplog.at_level(logging.INFO, logger="xsatclip.cube"):
-        _run(reference, l10_path)
+        _run(reference, l10_source)
     assert f"0 of {TOTAL} chunks to compute" in caplog.text
     assert _files(reference) == before
 
 
 @pytest.mark.parametrize(("change", "named"), [
-    ({"model": "l40"}, r"model: the store has satclip-tiny-l10 .* requested satclip-tiny-l40"),
+    ({"model": "l40"}, r"model: the store has bluemarble-l10 .* requested bluemarble-l40"),
     ({"resolution": 5.0}, r"grid .*lat: the store has 18 values"),
     ({"dtype": "int8"}, r"dtype: the store has 'float32', requested 'int8'"),
     ({"chunks": 4}, r"chunks: the store has \(3, 3\), requested \(4, 4\)"),
     ({"numerics": "reference"}, r"numerics: the store has 'exact'"),
 ], ids=["model", "grid", "dtype", "chunks", "numerics"])
-def test_a_different_cube_is_refused(reference, l10_path, golden_dir, change, named):
+def test_a_different_cube_is_refused(reference, l10_source, change, named):
     if change.get("model") == "l40":
-        change = {"model": str(golden_dir / "satclip-tiny-l40.ckpt")}
-    change = {"model": l10_path, **change}
+        change = {"model": "bluemarble-l40"}
+    change = {"model": l10_source, **change}
     before = _files(reference)
     with pytest.raises(StoreError, match=rf"{reference} holds a different cube: {named}"):
         _run(reference, **change)
     assert _files(reference) == before
 
 
-def test_overwrite_and_no_resume(tmp_path, l10_path, golden_dir, caplog):
+def test_overwrite_and_no_resume(tmp_path, l10_source, caplog):
     store = tmp_path / "o.zarr"
-    _run(store, l10_path, resolution=30.0)
-    l40 = str(golden_dir / "satclip-tiny-l40.ckpt")
+    _run(store, l10_source, resolution=30.0)
+    l40 = "bluemarble-l40"
     _run(store, l40, resolution=30.0, dtype="int8", overwrite=True)
     info = cube.info(store)
     assert info["dtype"] == "int8" and info["model"]["level"] == 40
@@ -225,24 +220,24 @@ def test_overwrite_and_no_resume(tmp_path, l10_path, golden_dir, caplog):
     assert f"{N30} of {N30} chunks to compute" in caplog.text
 
 
-def test_foreign_and_half_created_stores(tmp_path, l10_path):
+def test_foreign_and_half_created_stores(tmp_path, l10_source):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(StoreError, match=r"is not an xsatclip cube.*overwrite"):
-        _run(foreign, l10_path, resolution=30.0)
+        _run(foreign, l10_source, resolution=30.0)
     assert (foreign / "notes.txt").exists()
     # Killed before the consolidated metadata (the last step of creation): created again.
     store = tmp_path / "half.zarr"
-    _run(store, l10_path, resolution=30.0)
+    _run(store, l10_source, resolution=30.0)
     root = json.loads((store / "zarr.json").read_text())
     del root["consolidated_metadata"]
     (store / "zarr.json").write_text(json.dumps(root))
-    _run(store, l10_path, resolution=30.0)
+    _run(store, l10_source, resolution=30.0)
     assert cube.info(store)["chunks_done"] == N30
 
 
-def test_a_held_lock_fails_fast_and_a_dead_one_is_taken_over(tmp_path, l10_path):
+def test_a_held_lock_fails_fast_and_a_dead_one_is_taken_over(tmp_path, l10_source):
     store = tmp_path / "locked.zarr"
     lock = tmp_path / "locked.zarr.lock"
     with open(lock, "w") as holder:
@@ -251,29 +246,29 @@ def test_a_held_lock_fails_fast_and_a_dead_one_is_taken_over(tmp_path, l10_path)
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         started = time.monotonic()
         with pytest.raises(StoreError, match=rf"store {store} is locked .*pid 4242"):
-            _run(store, l10_path, resolution=30.0)
+            _run(store, l10_source, resolution=30.0)
         assert time.monotonic() - started < 10
     assert not store.exists()
     lock.write_text("pid 999999999 on a machine that crashed")  # no flock: a dead holder
-    _run(store, l10_path, resolution=30.0)
+    _run(store, l10_source, resolution=30.0)
     assert not lock.exists() and cube.info(store)["chunks_done"] == N30
 
 
-def test_float16_and_int8_stay_within_their_bounds(tmp_path, l10_path, reference):
+def test_float16_and_int8_stay_within_their_bounds(tmp_path, l10_source, reference):
     exact = xr.open_zarr(reference)[cube.VARIABLE].values.astype(np.float64)
     half = tmp_path / "f16.zarr"
-    _run(half, l10_path, dtype="float16", chunks=6)
+    _run(half, l10_source, dtype="float16", chunks=6)
     f16 = xr.open_zarr(half)[cube.VARIABLE]
     assert f16.dtype == np.float16
     err16 = np.abs(f16.values - exact)
     assert np.all(err16 <= 2.0**-11 * np.abs(exact) + 2.0**-25 + ATOL32)
 
     quarter = tmp_path / "i8.zarr"
-    _run(quarter, l10_path, dtype="int8", chunks=6)
+    _run(quarter, l10_source, dtype="int8", chunks=6)
     info = cube.info(quarter)
     scale = info["scale_factor"]
     assert info["chunks_clipped"] == 0
-    assert scale == pytest.approx(cube.int8_scale(xsatclip.load_model(l10_path, device="cpu")))
+    assert scale == pytest.approx(cube.int8_scale(xsatclip.load_model(l10_source, device="cpu")))
     codes = zarr.open_array(str(quarter), path=cube.VARIABLE, mode="r")[...]
     assert codes.dtype == np.int8 and codes.min() >= -127
     decoded = cube.open_cube(quarter)[cube.VARIABLE]
@@ -295,29 +290,29 @@ def test_saturation_is_flagged():
     assert Codec("float16").encode(np.array([1e6], np.float32))[1]
 
 
-def test_fsspec_url_store(l10_path):
+def test_fsspec_url_store(l10_source):
     pytest.importorskip("fsspec")
     url = "memory://xsatclip-tests/cube.zarr"
-    _run(url, l10_path, resolution=30.0, overwrite=True)
+    _run(url, l10_source, resolution=30.0, overwrite=True)
     assert cube.info(url)["chunks_done"] == N30
-    model = xsatclip.load_model(l10_path, device="cpu")
+    model = xsatclip.load_model(l10_source, device="cpu")
     direct = embed(xsatclip.grid(30.0), model=model, chunks=CHUNKS).values
     np.testing.assert_allclose(xr.open_zarr(url)[cube.VARIABLE].values, direct, atol=ATOL32)
 
 
-def test_distributed_run_equals_local_run(tmp_path, l10_path):
+def test_distributed_run_equals_local_run(tmp_path, l10_source):
     distributed = pytest.importorskip("distributed")
     from xsatclip import cli
 
     small = {"resolution": 30.0}  # 8 chunks: the cluster's start-up dominates
     local = tmp_path / "local.zarr"
-    _run(local, l10_path, **small)
+    _run(local, l10_source, **small)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
-            _run(tmp_path / "client.zarr", l10_path, scheduler=client, **small)
+            _run(tmp_path / "client.zarr", l10_source, scheduler=client, **small)
         status = cli.main(["precompute", str(tmp_path / "address.zarr"), "--resolution", "30",
-                           "--model", l10_path, "--chunks", str(CHUNKS), "--quiet",
+                           "--model", l10_source, "--chunks", str(CHUNKS), "--quiet",
                            "--scheduler", cluster.scheduler_address])
     assert status == 0
     _assert_same_cube(tmp_path / "client.zarr", local)

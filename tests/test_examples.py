@@ -27,12 +27,7 @@ RUNS = {  # example: small-size arguments (the model is added: the golden tiny L
 
 
 @pytest.fixture(scope="module")
-def l10_path(golden_dir) -> Path:
-    return golden_dir / "satclip-tiny-l10.ckpt"
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, l10_path) -> dict[str, tuple[Path, str]]:
+def runs(tmp_path_factory, l10_source) -> dict[str, tuple[Path, str]]:
     """Every example at once (each pays the imports; the cores overlap them):
     name -> (output directory, stdout)."""
     procs = {}
@@ -40,7 +35,7 @@ def runs(tmp_path_factory, l10_path) -> dict[str, tuple[Path, str]]:
         out = tmp_path_factory.mktemp(name)
         procs[name] = out, subprocess.Popen(
             [sys.executable, str(EXAMPLES / f"{name}.py"), "--out", str(out),
-             "--model", str(l10_path), *arguments],
+             "--model", str(l10_source), *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
     for name, (out, proc) in procs.items():
@@ -59,7 +54,7 @@ def test_regression_map(runs):
     emb = xr.open_zarr(out / "utm_embeddings.zarr", consolidated=False,
                        decode_coords="all")["embeddings"]
     assert dict(emb.sizes) == {"y": 15, "x": 20, "embedding": 256}
-    assert emb.rio.crs.to_epsg() == 32613 and emb.attrs["model_name"] == "satclip-tiny-l10"
+    assert emb.rio.crs.to_epsg() == 32613 and emb.attrs["model_name"] == "bluemarble-l10"
     assert bool(emb.notnull().all())
 
     # The airports inside the raster's bounds, counted here independently of the example.
@@ -89,7 +84,7 @@ def test_regression_map(runs):
                                [metrics["map_min_m"], metrics["map_max_m"]], rtol=1e-6)
 
 
-def test_sample_cube(runs, l10_path):
+def test_sample_cube(runs, l10_source):
     out, stdout = runs["sample_cube"]
     info = cube.info(out / "cube.zarr")
     assert info["dims"] == {"lat": 18, "lon": 36, "embedding": 256}
@@ -97,7 +92,7 @@ def test_sample_cube(runs, l10_path):
     samples = xr.open_dataarray(out / "samples.nc")
     assert list(samples.sampling.values) == ["exact", "nearest", "linear"]
     assert samples.sizes == {"sampling": 3, "point": 205, "embedding": 256}
-    model = xsatclip.load_model(l10_path, device="cpu")
+    model = xsatclip.load_model(l10_source, device="cpu")
     np.testing.assert_allclose(samples.sel(sampling="exact").values,
                                model.encode(samples.lon.values, samples.lat.values), atol=1e-6)
     # Special points: lat 12.3 lies in the row of 15 (row 7); 179.99 in the column of 175

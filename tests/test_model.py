@@ -195,18 +195,6 @@ def test_hub_offline_and_not_cached_says_how_to_get_it(offline_hub):
         xsatclip.load_model("satclip-resnet50-l10")
 
 
-def test_torch_basis_backend_matches_numba(golden_dir, reference_npz):
-    """The GPU path's torch code, run on the CPU: float64 within 1e-12, float32 within 1e-5."""
-    points = reference_npz["L40_lonlat"]
-    for dtype, atol in (("float64", 1e-12), ("float32", 1e-5)):
-        model = xsatclip.load_model(golden_dir / "satclip-tiny-l40.ckpt", device="cpu",
-                                    dtype=dtype)
-        numba_out = model.encode(points[:, 0], points[:, 1])
-        model.basis_backend = "torch"
-        torch_out = model.encode(points[:, 0], points[:, 1])
-        np.testing.assert_allclose(torch_out, numba_out, rtol=0, atol=atol)
-
-
 def test_reference_numerics_embeddings_banded(tiny_checkpoint, reference_npz):
     """float64: L10 within 1e-9; L40 within 1e-8 (|lat| < 30), 1e-3 (30-60), 5e-2 beyond."""
     level, path = tiny_checkpoint

@@ -20,11 +20,6 @@ from xsatclip.model import LocationEncoder
 ATOL32 = 1e-6
 
 
-@pytest.fixture(scope="module")
-def l10(golden_dir):
-    return xsatclip.load_model(golden_dir / "satclip-tiny-l10.ckpt", device="cpu")
-
-
 def _cube(path, model, resolution=10.0, **kwargs):
     with dask.config.set(num_workers=2):
         return cube.precompute(path, resolution=resolution, model=model, chunks=3,
@@ -49,7 +44,7 @@ def test_nearest_and_linear_equal_hand_computed_values(global10, values10):
     assert nearest.dims == ("point", "embedding") and nearest.dtype == np.float32
     np.testing.assert_array_equal(nearest.lon, lon)
     np.testing.assert_array_equal(nearest.lat, lat)
-    assert nearest.attrs["model_name"] == "satclip-tiny-l10"
+    assert nearest.attrs["model_name"] == "bluemarble-l10"
     np.testing.assert_array_equal(nearest, values10[[8, 17, 4, 0, 0], [18, 35, 0, 0, 18]])
 
     # (12, 33): lon between 5 (col 18) and 15 (col 19), weight 0.7 on 15; lat between 35
@@ -221,15 +216,15 @@ def test_projected_cube(l10):
     assert np.isnan(got[3]).all()  # far outside the raster
 
 
-def test_errors_name_the_problem(global10, golden_dir, l10):
+def test_errors_name_the_problem(global10, l10):
     with pytest.raises(ValueError, match=r"method='cubic': choose one of \['nearest', 'linear'"):
         xsatclip.sample(global10, [0.0], [0.0], method="cubic")
     with pytest.raises(InvalidCoordinatesError, match="latitude value"):
         xsatclip.sample(global10, [0.0], [91.0])
     emb = xsatclip.open_cube(global10)[cube.VARIABLE]
-    other = str(golden_dir / "satclip-tiny-l40.ckpt")
+    other = "bluemarble-l40"
     with pytest.raises(CheckpointError, match=r"model mismatch: the cube was made by "
-                                              r"satclip-tiny-l10 .*satclip-tiny-l40"):
+                                              r"bluemarble-l10 .*bluemarble-l40"):
         xsatclip.sample(emb.assign_attrs(model_source=other), [0.0], [0.0], method="exact")
     with pytest.raises(CheckpointError, match="model mismatch"):
         xsatclip.sample(global10, [0.0], [0.0], method="exact", model=other)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import xarray as xr
+
+if TYPE_CHECKING:  # torch, Dask and Numba load on first use, not on import xsatclip
+    from .harmonics import Numerics
+    from .model.backend import DeviceLike, DType
+    from .model.load import ModelLike
+    from .raster.embed import ChunksLike
 
 
 class _SatclipAccessor:
     def __init__(self, xarray_obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = xarray_obj
 
-    def embed(self, level: int | None = None, model=None, *, device: str = "auto",
-              dtype: str = "float32", batch_size: int | None = None,
-              numerics: str | None = None, chunks=None) -> xr.DataArray:
+    def embed(self, level: int | None = None, model: ModelLike | None = None, *,
+              device: DeviceLike = "auto", dtype: DType = "float32",
+              batch_size: int | None = None, numerics: Numerics | None = None,
+              chunks: ChunksLike = None) -> xr.DataArray:
         """SatCLIP embeddings over this object's grid, lazily (Dask).
 
         Parameters

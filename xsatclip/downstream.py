@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
@@ -40,8 +42,8 @@ def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict")
         classes = getattr(estimator, "classes_", None)
         if classes is None:  # one probe row tells the number of classes
             classes = np.arange(np.shape(function(np.zeros((1, size))))[1])
-        extra = (len(classes),)  # trailing output shape of a row
-        outputs = {"output_core_dims": [["class"]],
+        extra: tuple[int, ...] = (len(classes),)  # trailing output shape of a row
+        outputs: dict[str, Any] = {"output_core_dims": [["class"]],
                    "dask_gufunc_kwargs": {"output_sizes": {"class": len(classes)}}}
     else:
         extra, outputs = (), {}

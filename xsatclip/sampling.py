@@ -10,6 +10,8 @@ are read (or, for a lazy ``embed`` result, computed), each once.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 
@@ -17,6 +19,7 @@ from .cube import VARIABLE, open_cube
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
 from .model import LocationEncoder, resolve_model
+from .model.backend import DType
 from .model.load import ModelLike
 from .raster import find_spatial_coords
 from .raster.geometry import grid_position, nearest_cell
@@ -104,7 +107,8 @@ def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> 
         raise InvalidOptionError(f"method='exact' needs the cube's model, but its attrs lack "
                                  f"{missing}; pass model=")
     return resolve_model(attrs["model_source"] if model is None else model,
-                         numerics=attrs.get("model_numerics"), dtype=dtype.name,
+                         numerics=attrs.get("model_numerics"),
+                         dtype=cast(DType, dtype.name),
                          sha256=attrs.get("model_sha256"),
                          made_by=f"the cube was made by {attrs.get('model_name')} with")
 

@@ -130,6 +130,13 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_show_versions(args) -> int:
+    from ..versions import show_versions
+
+    show_versions()
+    return 0
+
+
 def open_raster(path: str, variable: str | None):
     """The training raster: ``bluemarble`` (the bundled models' imagery), a GeoTIFF, or a
     variable of a Zarr store or NetCDF file."""

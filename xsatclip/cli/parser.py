@@ -29,12 +29,14 @@ def _add_model_options(p, *, required_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
     from ..training.config import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="xsatclip",
         description="SatCLIP location embeddings: precompute Zarr cubes, inspect and sample "
                     "them, embed points.")
+    parser.add_argument("--version", action="version", version=f"xsatclip {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list known model names",
                        description="List the published SatCLIP models and bundled defaults.")
     p.set_defaults(func=commands.cmd_models)
+
+    p = sub.add_parser("show-versions", help="versions of xsatclip and its libraries",
+                       description="Print the versions of xsatclip, Python, torch (and its "
+                                   "CUDA), numba, zarr, dask, xarray, pyproj and rioxarray, "
+                                   "for bug reports.")
+    p.set_defaults(func=commands.cmd_show_versions)
     return parser
 
 

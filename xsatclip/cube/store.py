@@ -41,6 +41,7 @@ import errno
 import os
 import socket
 import warnings
+from typing import Literal
 
 import dask.array as da
 import numpy as np
@@ -126,7 +127,7 @@ def store_lock(target: StoreTarget):
         os.close(fd)
 
 
-def open_group(target: StoreTarget, mode: str = "r"):
+def open_group(target: StoreTarget, mode: Literal["r", "r+"] = "r") -> zarr.Group:
     return zarr.open_group(target.store(read_only=mode == "r"), mode=mode)
 
 
@@ -155,7 +156,7 @@ def provenance_attrs(encoder: LocationEncoder, grid_def: str, codec: Codec, size
     if codec.dtype == "int8":
         quantization = (f"int8 symmetric, global scale: value = code * scale_factor, code in "
                         f"[-127, 127], -128 = not written; |error| <= scale_factor / 2 = "
-                        f"{codec.scale / 2:.3g}")
+                        f"{(codec.scale or 0.0) / 2:.3g}")
     elif codec.dtype == "float16":
         quantization = "float16 rounding of float32 outputs: |error| <= 2**-11 |value|"
     else:
@@ -177,7 +178,7 @@ def provenance_attrs(encoder: LocationEncoder, grid_def: str, codec: Codec, size
 def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords, codec: Codec,
                  attrs: dict, *, replace: bool) -> None:
     """Metadata, coordinates, empty arrays, markers; consolidated metadata last."""
-    sizes = tuple(emb.chunks[i][0] for i in range(2))
+    sizes = tuple(emb.data.chunks[i][0] for i in range(2))
     shape = emb.shape
     # Placeholder: one lazy chunk, never computed (compute=False writes no data).
     placeholder = da.empty(shape, chunks=shape, dtype=np.float32)
@@ -204,7 +205,7 @@ def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords,
     ds.to_zarr(store, mode="w" if replace else "w-", zarr_format=3, consolidated=False,
                compute=False, encoding=encoding)
     group = zarr.open_group(store, mode="r+")
-    nby, nbx = (len(c) for c in emb.chunks[:2])
+    nby, nbx = (len(c) for c in emb.data.chunks[:2])
     markers = group.create_group("_xsatclip")
     done = markers.create_array(
         "done", shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0,

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import dask
 import numpy as np
@@ -31,6 +31,11 @@ from .layout import DONE, DONE_CLIPPED, DONE_PATH, VARIABLE
 
 logger = logging.getLogger(__name__)
 LOCAL_SCHEDULERS = ("threads", "threading", "sync", "synchronous", "single-threaded")
+
+
+def _boundaries(chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """Start of every chunk along an axis, and the axis length."""
+    return tuple(int(v) for v in np.cumsum((0, *chunks)))
 
 @dataclasses.dataclass(frozen=True)
 class ChunkWriter:
@@ -94,7 +99,8 @@ def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -
 
     window = 2 * threads
     pending = iter(pending)
-    computing, writing = set(), set()
+    computing: set[Future] = set()
+    writing: set[Future] = set()
     with (ThreadPoolExecutor(threads, thread_name_prefix="xsatclip-compute") as compute_pool,
           ThreadPoolExecutor(1, thread_name_prefix="xsatclip-write") as write_pool):
         writer = write_pool.submit(open_writer)
@@ -182,7 +188,7 @@ def compute_chunks(target, data, codec, pending, total, scheduler, progress,
             zarr.open_array(store, path=VARIABLE, mode="r+").with_config(
                 {"write_empty_chunks": True}),
             zarr.open_array(store, path=DONE_PATH, mode="r+"), codec,
-            tuple(tuple(int(v) for v in np.cumsum((0, *c))) for c in data.chunks[:2]))
+            (_boundaries(data.chunks[0]), _boundaries(data.chunks[1])))
 
     # One Delayed per spatial chunk: computing it returns the chunk itself (computing
     # data.blocks[index] would copy it once more, in Dask's concatenation of the result).

@@ -108,8 +108,8 @@ def probe_score(features: np.ndarray, data: TaskData, train: np.ndarray, test: n
         inner_scores += [_score(data.kind, y_train[held_out], out, classes) for out in outputs]
     best = len(PENALTY_GRID) - 1 - int(np.nanargmax(inner_scores[::-1]))
     targets, classes = _encode_targets(data.target, data.kind, train)
-    (outputs,) = ridge_outputs(x_train, targets, features[test],
-                               [PENALTY_GRID[best] * train.sum()])
-    return _score(data.kind, data.target[test], outputs, classes)
+    (test_outputs,) = ridge_outputs(x_train, targets, features[test],
+                                    [PENALTY_GRID[best] * train.sum()])
+    return _score(data.kind, data.target[test], test_outputs, classes)
 
 

@@ -60,7 +60,7 @@ def elevation(n_points: int, seed: int) -> TaskData:
     except ImportError as exc:
         raise missing_dependency("the elevation task", "eval", exc) from None
 
-    airports = pd.DataFrame(airportsdata.load().values())
+    airports = pd.DataFrame(list(airportsdata.load().values()))
     airports = airports.dropna(subset=["lon", "lat", "elevation"]).reset_index(drop=True)
     rows = airports.iloc[_subsample(len(airports), n_points, np.random.default_rng(seed))]
     return TaskData(rows["lon"].to_numpy(np.float64), rows["lat"].to_numpy(np.float64),

@@ -68,15 +68,15 @@ def spherical_harmonics(
     """
     if isinstance(L, bool) or not (isinstance(L, (int, np.integer)) and L >= 1):
         raise InvalidOptionError(f"L must be a positive integer, got {L!r}")
-    dtype = np.dtype(check_choice("dtype", np.dtype(dtype), [np.dtype("float32"),
-                                                             np.dtype("float64")]))
+    out_dtype = np.dtype(dtype)
+    check_choice("dtype", out_dtype.name, ["float32", "float64"])
     scale = zonal_scale(convention)
     check_choice("numerics", numerics, NUMERICS)
     lon, lat = validate_lonlat(lon, lat)
     if numerics == "reference":
         from .reference import reference_basis
 
-        return reference_basis(lon, lat, int(L), scale).astype(dtype, copy=False)
-    out = np.empty((lon.size, L * L), dtype=dtype)
+        return reference_basis(lon, lat, int(L), scale).astype(out_dtype, copy=False)
+    out = np.empty((lon.size, L * L), dtype=out_dtype)
     basis_rows_kernel(lon, lat, *legendre_recursion_coefficients(int(L)), scale, out)
     return out

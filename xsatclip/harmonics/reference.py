@@ -55,7 +55,10 @@ def _plan(L: int, satclip_zonal: bool):
     t = _tables()
     offsets, table, zonal_table = t["offsets"], t["coef"], t["zonal_satclip"]
     zonal_start = np.concatenate([[0], np.cumsum([l // 2 + 1 for l in range(L)])])
-    groups, norm, ms, ls = [], [], [], []
+    groups: list = []
+    norm: list = []
+    ms: list[int] = []
+    ls: list[int] = []
     for d in range(L):
         start = len(ms)
         coef = np.empty((d // 2 + 1, L - d))

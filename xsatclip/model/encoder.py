@@ -187,7 +187,7 @@ class LocationEncoder:
     def _grid_rows(self, lat: np.ndarray, trig: torch.Tensor, out: np.ndarray,
                    rows_per_batch: int) -> None:
         folded = self._fold_first_layer(lat)
-        bias = self.network.layers[0].bias
+        bias = self.network.sine_layers[0].bias
         nx = trig.shape[0]
         with torch.inference_mode():
             for start in range(0, lat.size, rows_per_batch):
@@ -219,7 +219,7 @@ class LocationEncoder:
         # 20 orders of magnitude under the float32 resolution of the pre-activations.
         info = np.finfo(self.dtype)
         legendre[np.abs(legendre) < info.tiny / info.eps] = 0.0
-        weight = self.network.layers[0].weight.detach().to("cpu")
+        weight = self.network.sine_layers[0].weight.detach().to("cpu")
         padded = torch.cat([weight.T, weight.new_zeros(1, weight.shape[0])])[weight_columns]
         folded = torch.bmm(torch.from_numpy(legendre).to(weight.dtype).transpose(0, 1), padded)
         return folded.to(self.device)

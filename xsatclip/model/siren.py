@@ -13,6 +13,7 @@ separable grid path).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -77,16 +78,21 @@ class SirenNet(nn.Module):
         )
         self.last_layer = SirenLayer(dim_hidden, dim_out, w0=w0, is_first=False, activation=False)
 
+    @property
+    def sine_layers(self) -> list[SirenLayer]:
+        """The hidden layers, first to last (``layers`` typed for callers)."""
+        return cast(list[SirenLayer], list(self.layers))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.layers[0]
+        first = self.sine_layers[0]
         return self.head(nn.functional.linear(x, first.weight, first.bias))
 
     def head(self, first_preactivation: torch.Tensor) -> torch.Tensor:
         """The network from the first layer's pre-activation ``W_0 x + b_0`` (N, dim_hidden)
         on: lets callers compute ``W_0 x`` their own way (the separable grid path)."""
-        first = self.layers[0]
+        first, *rest = self.sine_layers
         x = first.activate(first_preactivation)
-        for layer in self.layers[1:]:
+        for layer in rest:
             x = layer(x)
         return self.last_layer(x)
 
@@ -99,7 +105,7 @@ class SirenNet(nn.Module):
         output in one of the two flat ``buffers`` (at least dim_hidden * N elements each,
         alternating), so a batch loop allocates nothing. Call under ``torch.inference_mode``.
         """
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.sine_layers):
             h = buffers[i % 2][: x.shape[1] * layer.weight.shape[0]].view(-1, x.shape[1])
             x = layer.activate(torch.addmm(layer.bias[:, None], layer.weight, x, out=h))
         last = self.last_layer

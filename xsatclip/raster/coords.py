@@ -4,6 +4,8 @@ and lat/lon grid templates."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
+from typing import cast
 
 import numpy as np
 import pyproj
@@ -49,6 +51,11 @@ def _match(coords, names, units, standard_name):
     return next((lowered[n] for n in names if n in lowered), None)
 
 
+def _dims(y: Hashable, x: Hashable) -> tuple[str, str]:
+    """The spatial dims (north-south first) as the strings xsatclip indexes with."""
+    return cast(tuple[str, str], (y, x))
+
+
 def find_crs(obj: xr.Dataset | xr.DataArray) -> pyproj.CRS | None:
     """CRS of ``obj`` from rioxarray (``spatial_ref``, CF ``grid_mapping``, ``crs`` attr)."""
     import rioxarray  # noqa: F401  (registers .rio)
@@ -68,9 +75,9 @@ def find_spatial_coords(obj: xr.Dataset | xr.DataArray) -> SpatialCoords:
     if lat is not None and lon is not None:
         lat_c, lon_c = coords[lat], coords[lon]
         if lat_c.ndim == 1 and lon_c.ndim == 1 and lat_c.dims != lon_c.dims:
-            return SpatialCoords("rectilinear", lat, lon, (lat_c.dims[0], lon_c.dims[0]))
+            return SpatialCoords("rectilinear", lat, lon, _dims(lat_c.dims[0], lon_c.dims[0]))
         if lat_c.ndim == 2 and lat_c.dims == lon_c.dims:
-            return SpatialCoords("curvilinear", lat, lon, lat_c.dims)
+            return SpatialCoords("curvilinear", lat, lon, _dims(*lat_c.dims))
         raise InvalidCoordinatesError(
             f"latitude {lat!r} {lat_c.dims} and longitude {lon!r} {lon_c.dims} must be two "
             "1-D coordinates on different dims or two 2-D coordinates on the same dims"
@@ -84,7 +91,8 @@ def find_spatial_coords(obj: xr.Dataset | xr.DataArray) -> SpatialCoords:
                 f"found projected coordinates {y!r}/{x!r} but no CRS; set one with "
                 "obj.rio.write_crs(...) or a CF grid_mapping variable"
             )
-        return SpatialCoords("projected", y, x, (coords[y].dims[0], coords[x].dims[0]), crs)
+        return SpatialCoords("projected", y, x, _dims(coords[y].dims[0], coords[x].dims[0]),
+                             crs)
     found = {name: coords[name].dims for name in coords}
     raise InvalidCoordinatesError(
         f"no spatial coordinates found: looked for latitude/longitude (CF standard_name or "

@@ -120,7 +120,8 @@ def build_embedding(plan: EmbeddingPlan) -> xr.DataArray:
     spatial coordinates, its CRS and the model's provenance attrs are kept."""
     obj, spatial, encoder = plan.template, plan.spatial, plan.encoder
     dim_e = encoder.embed_dim
-    crs_wkt = spatial.crs.to_wkt() if spatial.kind == "projected" else None
+    crs_wkt = spatial.crs.to_wkt() if spatial.crs is not None and spatial.kind == "projected" \
+        else None
     # The coordinate inputs share no index, or were chunked alike (curvilinear): nothing to
     # align, and aligning would warn that the 2-D output has many more chunks than they do.
     common = dict(spec=plan.spec, batch_size=plan.batch_size, dtype=np.dtype(encoder.dtype),

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidOptionError
+
+if TYPE_CHECKING:  # harmonics loads Numba; the CLI reads these defaults without it
+    from ..harmonics import Convention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +26,7 @@ class TrainConfig:
     capacity: int = 256
     num_hidden_layers: int = 2
     embed_dim: int = 256
-    convention: str = "satclip"
+    convention: Convention = "satclip"
     patch_size: int = 16
     num_locations: int = 50_000
     val_fraction: float = 0.1

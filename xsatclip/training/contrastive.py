@@ -22,6 +22,9 @@ class PatchEncoder(nn.Module):
     (buffers, saved with the weights).
     """
 
+    band_mean: torch.Tensor
+    band_std: torch.Tensor
+
     def __init__(self, bands: int, embed_dim: int = 256, width: int = 32) -> None:
         super().__init__()
         self.register_buffer("band_mean", torch.zeros(bands))

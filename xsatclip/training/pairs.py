@@ -56,7 +56,8 @@ class TrainingPairs:
         order = np.random.default_rng(seed).permutation(len(self))
         n_val = max(1, round(val_fraction * len(self)))
         pick = [np.sort(order[n_val:]), np.sort(order[:n_val])]
-        return tuple(TrainingPairs(self.lon[i], self.lat[i], self.patches[i]) for i in pick)
+        train, val = (TrainingPairs(self.lon[i], self.lat[i], self.patches[i]) for i in pick)
+        return train, val
 
 
 class PatchSampler:
