@@ -81,7 +81,7 @@ def draw_map(path: Path, image, title: str, coast, colorbar: str | None = None, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("example_output"))
+    parser.add_argument("--out", type=Path, default=Path("example_output") / "maps")
     parser.add_argument("--resolution", type=float, default=1.0, help="degrees (default 1)")
     parser.add_argument("--points", type=int, default=4000, help="labelled points (default 4000)")
     parser.add_argument("--model", help="model (default: the bundled default model)")

@@ -63,7 +63,7 @@ def airports_inside(raster: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("example_output"))
+    parser.add_argument("--out", type=Path, default=Path("example_output") / "regression_map")
     parser.add_argument("--cell-km", type=float, default=5.0, help="cell size (default 5)")
     parser.add_argument("--model", help="model (default: the bundled default model)")
     parser.add_argument("--seed", type=int, default=0, help="train/test split seed")

@@ -45,7 +45,7 @@ def random_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("example_output"))
+    parser.add_argument("--out", type=Path, default=Path("example_output") / "sample_cube")
     parser.add_argument("--resolution", type=float, default=1.0, help="degrees (default 1)")
     parser.add_argument("--points", type=int, default=2000, help="random points (default 2000)")
     parser.add_argument("--dtype", choices=("float32", "float16", "int8"), default="float32")

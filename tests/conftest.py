@@ -12,6 +12,7 @@ without one these tests are deselected, and the header says so).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,26 @@ def l10():
     import xsatclip
 
     return xsatclip.load_model(L10_SOURCE, device="cpu")
+
+
+def fake_hub_cache(root: Path, repo_id: str, filename: str, source: Path) -> None:
+    """Lay ``source`` out as huggingface_hub's cache holds a downloaded file."""
+    repo_dir = root / ("models--" + repo_id.replace("/", "--"))
+    commit = "0" * 40
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    shutil.copy(source, snapshot / filename)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, offline: nothing is downloaded."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache

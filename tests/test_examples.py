@@ -19,7 +19,7 @@ import xsatclip
 from xsatclip import cube
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-RUNS = {  # example: small-size arguments (the model is added: the golden tiny L10)
+RUNS = {  # example: small-size arguments (the model is added: the bundled L10)
     "regression_map": ["--cell-km", "30"],
     "sample_cube": ["--resolution", "10", "--points", "200"],
     "maps": ["--resolution", "10", "--points", "600"],

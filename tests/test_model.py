@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from conftest import fake_hub_cache
 
 import xsatclip
 from xsatclip.errors import CheckpointError, ModelNotFoundError
@@ -158,30 +158,8 @@ def test_unknown_source_lists_known_names():
         xsatclip.load_model("no such model")
 
 
-def _fake_hub_cache(root, repo_id, filename, source):
-    """Lay ``source`` out as huggingface_hub's cache holds a downloaded file."""
-    repo_dir = root / ("models--" + repo_id.replace("/", "--"))
-    commit = "0" * 40
-    (repo_dir / "refs").mkdir(parents=True)
-    (repo_dir / "refs" / "main").write_text(commit)
-    snapshot = repo_dir / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    shutil.copy(source, snapshot / filename)
-
-
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
 def test_hub_model_loads_offline_from_cache(offline_hub, golden_dir):
-    _fake_hub_cache(offline_hub, "microsoft/SatCLIP-ViT16-L40", "satclip-vit16-l40.ckpt",
+    fake_hub_cache(offline_hub, "microsoft/SatCLIP-ViT16-L40", "satclip-vit16-l40.ckpt",
                     golden_dir / "satclip-tiny-l40.ckpt")
     by_name = xsatclip.load_model("satclip-vit16-l40", device="cpu")
     by_repo = xsatclip.load_model("microsoft/SatCLIP-ViT16-L40", device="cpu")
