@@ -70,3 +70,20 @@ def test_snippet_runs(line, code, inputs, published_model_offline, monkeypatch, 
         (workdir / name).symlink_to(inputs / name)
     monkeypatch.chdir(workdir)
     exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__readme__"})
+
+
+def test_layout_table_matches_the_tree():
+    """Every module of the package is in the README's Layout table, under its package, and
+    every module the table names exists."""
+    section = README.read_text().split("## Layout", 1)[1]
+    rows = re.findall(r"^\| `(\w+)/` \| ([^|]*) \|", section, re.MULTILINE)
+    named = {(package, module) for package, modules in rows
+             for module in re.findall(r"`(\w+\.py)`", modules)}
+    package_dir = README.parent / "xsatclip"
+    tree = set()
+    for path in package_dir.rglob("*.py"):
+        if path.name in ("__init__.py", "__main__.py") or "data" in path.parts:
+            continue
+        parent = path.parent
+        tree.add(("xsatclip" if parent == package_dir else parent.name, path.name))
+    assert named == tree

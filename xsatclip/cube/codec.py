@@ -34,8 +34,8 @@ class Codec:
         return codes.astype(np.int8), clipped
 
     def encoding(self, chunks: tuple[int, ...]) -> dict[str, Any]:
-        # Uncompressed: zstd shrinks float32 embeddings by only ~8% and costs about a quarter
-        # of the compute time at ~400 MB/s.
+        # Uncompressed: zstd gains little on float32 embeddings and costs a good share of the
+        # compute time (benchmarks/README.md).
         enc: dict[str, Any] = {"chunks": chunks, "dtype": self.dtype, "compressors": None}
         if self.dtype == "int8":
             enc.update(scale_factor=np.float32(self.scale), _FillValue=np.int8(INT8_FILL),

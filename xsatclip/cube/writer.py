@@ -6,9 +6,8 @@ Locally, one thread per core computes chunks and one more thread writes them, so
 never waits on the disk. On a local store each chunk file is flushed (``fdatasync``) and
 then dropped from the page cache (``posix_fadvise``) before its marker is set: a marker is
 only ever written for data the file system has reported durable, and a cube larger than
-memory streams through the page cache instead of filling it with dirty pages. On the 2-core
-VM this was measured on, a 16 MiB write into pages just dropped costs ~4 ms of CPU, ~52 ms
-into fresh ones (benchmarks/README.md).
+memory streams through the page cache instead of filling it with dirty pages; writes into
+pages just dropped also cost far less CPU than into fresh ones (benchmarks/README.md).
 """
 
 from __future__ import annotations

