@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -12,7 +12,8 @@ from .errors import InvalidOptionError, InvalidTypeError, check_choice
 METHODS = ("predict", "predict_proba")
 
 
-def predict_map(estimator, embeddings: xr.DataArray, *, method: str = "predict") -> xr.DataArray:
+def predict_map(estimator: Any, embeddings: xr.DataArray, *,
+                method: Literal["predict", "predict_proba"] = "predict") -> xr.DataArray:
     """Apply a fitted estimator to every location of an embedding map, lazily.
 
     Parameters

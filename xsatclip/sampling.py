@@ -10,10 +10,12 @@ are read (or, for a lazy ``embed`` result, computed), each once.
 
 from __future__ import annotations
 
-from typing import cast
+import os
+from typing import Literal, cast
 
 import numpy as np
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from .cube import VARIABLE, open_cube
 from .errors import InvalidOptionError, check_choice
@@ -29,7 +31,11 @@ PROVENANCE = ("model_source", "model_sha256", "model_numerics")
 BATCH = 65536  # points per read: at most 4 corners x 65536 x 256 float32 = 256 MiB
 
 
-def sample(cube, lon, lat, *, method: str = "nearest", model=None,
+SampleMethod = Literal["nearest", "linear", "exact"]
+
+
+def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, lat: ArrayLike,
+           *, method: SampleMethod = "nearest", model: ModelLike | None = None,
            storage_options: dict | None = None) -> xr.DataArray:
     """Embeddings of ``cube`` at points.
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 import xarray as xr
 import zarr
@@ -12,7 +15,8 @@ from .layout import DONE_CLIPPED, DONE_PATH, VARIABLE
 from .store import inspect_store, store_target
 
 
-def open_cube(store, *, storage_options: dict | None = None, **kwargs) -> xr.Dataset:
+def open_cube(store: str | os.PathLike, *, storage_options: dict | None = None,
+              **kwargs: Any) -> xr.Dataset:
     """The cube as a lazy Dataset; int8 cubes decoded to float32 (``xr.open_zarr`` gives
     float64). Unwritten chunks read as NaN. ``kwargs`` go to ``xr.open_zarr``."""
     target = store_target(store, storage_options)
@@ -31,7 +35,7 @@ def open_cube(store, *, storage_options: dict | None = None, **kwargs) -> xr.Dat
     return ds
 
 
-def info(store, *, storage_options: dict | None = None) -> dict:
+def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> dict[str, Any]:
     """Grid, model, dtype and completeness of a cube, as a plain dict."""
     target = store_target(store, storage_options)
     state, group = inspect_store(target)

@@ -70,7 +70,7 @@ class StoreTarget:
             self.url, storage_options=dict(self.options) or None, read_only=read_only)
 
 
-def store_target(store, storage_options=None) -> StoreTarget:
+def store_target(store: str | os.PathLike, storage_options: dict | None = None) -> StoreTarget:
     text = os.fspath(store)
     if text.startswith("file://"):
         text = text[len("file://"):]

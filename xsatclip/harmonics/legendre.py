@@ -83,7 +83,8 @@ def basis_columns_kernel(lon, lat, diag, a, b, zonal, tiny, out):  # pragma: no 
     and each feature row is written contiguously, ready for ``W_0 @ out``. Values below
     ``tiny`` in magnitude (the smallest normal number of ``out``'s dtype) are stored as 0:
     subnormal operands slow the first GEMM down on x86 (benchmarks/README.md), and at
-    float32 the change is below 1.2e-38. The encoder (:meth:`~xsatclip.model.LocationEncoder.encode`) runs it.
+    float32 the change is below 1.2e-38. The encoder
+    (:meth:`~xsatclip.model.LocationEncoder.encode`) runs it.
     """
     n = out.shape[1]
     L = diag.shape[0]

@@ -101,7 +101,8 @@ def find_spatial_coords(obj: xr.Dataset | xr.DataArray) -> SpatialCoords:
     )
 
 
-def grid(resolution: float, *, bbox=None, chunks=None) -> xr.Dataset:
+def grid(resolution: float, *, bbox: tuple[float, float, float, float] | None = None,
+         chunks: int | dict[str, int] | None = None) -> xr.Dataset:
     """A lat/lon template of cell centres, north-up, CF-annotated, EPSG:4326.
 
     Parameters
