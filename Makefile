@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade "pip>=25.1"
 	$(PY) -m pip install -q torch==2.13.0  # CPU build; take a CUDA build yourself on a GPU box
 	$(PY) -m pip install -q -e ".[all]" --group dev
+	$(PY) -m pip install -q --no-deps "geoclip==1.3.0"  # GeoCLIP's weights; its imports are not needed
 	touch $@
 
 env: $(VENV)/.installed

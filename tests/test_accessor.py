@@ -111,6 +111,7 @@ def test_utm_geotiff_equals_transformed_cell_centres(l10, tmp_path):
     np.testing.assert_allclose(emb.values, _pointwise(l10, lon, lat), rtol=0, atol=ATOL32)
 
 
+@pytest.mark.slow
 def test_threaded_equals_distributed_processes(l10):
     distributed = pytest.importorskip("distributed")
     ds = xsatclip.grid(15.0)

@@ -54,6 +54,7 @@ def small_cube(tmp_path_factory, l10_source) -> Path:
     return store
 
 
+@pytest.mark.slow
 def test_every_command_end_to_end(tmp_path, l10_source, points, small_cube):
     store = tmp_path / "cube.zarr"
     exact = tmp_path / "exact.parquet"

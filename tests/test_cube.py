@@ -147,6 +147,7 @@ def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_source, monkeypat
     assert {size for _, _, size in synced} == {3 * 3 * 256 * 4}  # float32, uncompressed
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_cube(tmp_path, l10_source, reference):
     store = tmp_path / "killed.zarr"
     markers = store / "_xsatclip" / "done" / "c"
@@ -300,6 +301,7 @@ def test_fsspec_url_store(l10_source):
     np.testing.assert_allclose(xr.open_zarr(url)[cube.VARIABLE].values, direct, atol=ATOL32)
 
 
+@pytest.mark.slow
 def test_distributed_run_equals_local_run(tmp_path, l10_source):
     distributed = pytest.importorskip("distributed")
     from xsatclip import cli

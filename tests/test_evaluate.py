@@ -174,6 +174,7 @@ def test_format_table_is_markdown_with_tasks_as_columns():
     ]
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_writes_markdown(tmp_path):
     command = [str(CONSOLE_SCRIPT), "evaluate", "--features", "lonlat", "sh-10",
                "--tasks", "elevation", "--n-points", "400", "--folds", "3", "--quiet",

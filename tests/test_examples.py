@@ -18,6 +18,8 @@ import xarray as xr
 import xsatclip
 from xsatclip import cube
 
+pytestmark = pytest.mark.slow  # each example runs in its own process
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RUNS = {  # example: small-size arguments (the model is added: the bundled L10)
     "regression_map": ["--cell-km", "30"],

@@ -55,6 +55,7 @@ def test_orthonormal_at_level_40_full_gram_matrix():
     np.testing.assert_allclose(gram, np.eye(1600), rtol=0, atol=1e-11)
 
 
+@pytest.mark.slow
 def test_orthonormal_at_level_100():
     """float64, L = 100 (10 000 features): Gram blocks of every order m, and a random
     1000-column sample for cross-order terms, equal the identity within 1e-10."""

@@ -109,6 +109,7 @@ def nearest_centroid_accuracy(embedding: np.ndarray, labels: np.ndarray, train: 
     return np.mean(predicted == labels[~train])
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_embedding_separates_the_regions(tmp_path):
     image = lonlat_raster().sel(band=[2])  # the patch shows only the quadrant's colour
     config = dataclasses.replace(TINY, epochs=6)
@@ -138,6 +139,7 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert other.encoder.identity.sha256 != first.encoder.identity.sha256
 
 
+@pytest.mark.slow
 def test_resume_continues_where_training_stopped(tmp_path):
     image = lonlat_raster()
     whole = train(image, tmp_path / "whole", TINY, progress=False)
@@ -164,6 +166,7 @@ def test_a_checkpoint_is_never_silently_replaced(tmp_path):
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_geotiff_and_the_model_embeds_points(tmp_path):
     import subprocess
     import sys

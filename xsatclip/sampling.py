@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from .cube import VARIABLE, open_cube
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
-from .model import LocationEncoder, resolve_model
+from .model import Encoder, resolve_model
 from .model.backend import DType
 from .model.load import ModelLike
 from .raster import find_spatial_coords
@@ -52,7 +52,7 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
         ``"exact"``: the cube's model evaluated at the points, loaded from the provenance
         attrs (``model_source``, ``model_numerics``) and checked against ``model_sha256``.
         Reads nothing of the cube's data, so a lazy cube stays uncomputed.
-    model : for ``"exact"``: the model (a loaded :class:`LocationEncoder` or anything
+    model : for ``"exact"``: the model (a loaded :class:`Encoder` or anything
         :func:`load_model` takes) when the recorded source is not loadable here; it must
         have the cube's weights (sha256).
     storage_options : for fsspec URLs.
@@ -105,7 +105,7 @@ def _output_dtype(emb: xr.DataArray) -> np.dtype:
     return np.dtype(np.float64 if wide else np.float32)
 
 
-def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> LocationEncoder:
+def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> Encoder:
     """The model that made ``emb``, in ``dtype``, checked against its recorded sha256."""
     attrs = emb.attrs
     missing = [key for key in PROVENANCE if key not in attrs]

@@ -127,6 +127,9 @@ def cmd_models(args) -> int:
     width = max(map(len, PUBLISHED_MODELS))
     for name, repo_id in sorted(PUBLISHED_MODELS.items()):
         print(f"  {name:<{width}}  {repo_id}")
+    print("Other families:")
+    print(f"  {'geoclip':<{width}}  GeoCLIP's location encoder, 512-d (pip install --no-deps "
+          "geoclip)")
     return 0
 
 

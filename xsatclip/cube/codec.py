@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import LocationEncoder
+from ..model import Encoder
 from ..raster.geometry import fibonacci_lattice
 from .layout import INT8_FILL, INT8_MARGIN, INT8_MAX, INT8_SAMPLE_POINTS
 
@@ -45,7 +45,7 @@ class Codec:
         return enc
 
 
-def int8_scale(model: LocationEncoder) -> float:
+def int8_scale(model: Encoder) -> float:
     """The int8 ``scale_factor`` of ``model``'s cubes (module doc, *Storage dtypes*)."""
     amplitude = float(np.abs(model.encode(*fibonacci_lattice(INT8_SAMPLE_POINTS))).max())
     return float(np.float32(INT8_MARGIN * (amplitude or 1.0) / INT8_MAX))

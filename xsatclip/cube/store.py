@@ -49,7 +49,7 @@ import xarray as xr
 import zarr
 
 from ..errors import InvalidOptionError, StoreError
-from ..model import LocationEncoder
+from ..model import Encoder
 from ..raster import SpatialCoords
 from .codec import Codec
 from .layout import DONE, DONE_CLIPPED, FORMAT_VERSION, VARIABLE
@@ -150,7 +150,7 @@ def inspect_store(target: StoreTarget):
 
 
 
-def provenance_attrs(encoder: LocationEncoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
+def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
     from .. import __version__
 
     if codec.dtype == "int8":
@@ -231,7 +231,7 @@ def _describe(values: np.ndarray) -> str:
     return f"{values.size} values {values.flat[0]:g} .. {values.flat[-1]:g}"
 
 
-def differences(group, emb: xr.DataArray, encoder: LocationEncoder, dtype: str,
+def differences(group, emb: xr.DataArray, encoder: Encoder, dtype: str,
                  sizes: dict, chunks_chosen: bool) -> list[str]:
     attrs = group.attrs
     diffs = []

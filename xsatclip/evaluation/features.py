@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import EvaluationError, MissingDependencyError, ModelNotFoundError
+from ..errors import EvaluationError, ModelNotFoundError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,23 +32,6 @@ def _cartesian(lon, lat):
     return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
 
 
-def _geoclip_encoder() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """GeoCLIP's pretrained location encoder (512 features; takes lat, lon in degrees)."""
-    try:
-        import torch
-        from geoclip import LocationEncoder as GeoCLIPLocationEncoder
-    except ImportError:
-        raise MissingDependencyError("feature set 'geoclip' needs the geoclip package: "
-                                     "pip install geoclip") from None
-    encoder = GeoCLIPLocationEncoder().eval()
-
-    def compute(lon, lat):
-        with torch.inference_mode():
-            return encoder(torch.tensor(np.column_stack([lat, lon]), dtype=torch.float32)).numpy()
-
-    return compute
-
-
 def _model_features(model) -> FeatureSet:
     return FeatureSet(model.identity.name, model.encode)
 
@@ -57,24 +40,22 @@ def resolve_features(spec) -> FeatureSet:
     """The feature set ``spec`` names.
 
     ``"lonlat"`` (2: degrees), ``"cartesian"`` (3: unit vector), ``"sh-L"`` (``L*L``: the
-    bare SatCLIP spherical-harmonic basis), ``"geoclip"`` (512; needs the geoclip package), a
-    :class:`~xsatclip.LocationEncoder`, or any source :func:`~xsatclip.load_model` accepts
-    (model name, checkpoint file, model directory, Hub id): the model's embeddings.
+    bare SatCLIP spherical-harmonic basis), a loaded encoder, or any source
+    :func:`~xsatclip.load_model` accepts (model name such as ``"geoclip"``, checkpoint file,
+    model directory, Hub id): the model's embeddings.
     """
-    from ..model import LocationEncoder
+    from ..model.base import Encoder
 
-    if isinstance(spec, LocationEncoder):
+    if isinstance(spec, Encoder):
         return _model_features(spec)
     if not isinstance(spec, (str, os.PathLike)):
         raise EvaluationError(f"features: {spec!r} is neither a name, a path nor a "
-                              f"LocationEncoder")
+                              f"loaded encoder")
     text = os.fspath(spec)
     if text == "lonlat":
         return FeatureSet(text, _lonlat)
     if text == "cartesian":
         return FeatureSet(text, _cartesian)
-    if text == "geoclip":
-        return FeatureSet(text, _geoclip_encoder())
     match = re.fullmatch(r"sh-(\d+)", text)
     if match:
         from ..harmonics import spherical_harmonics

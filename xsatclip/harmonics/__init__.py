@@ -1,10 +1,11 @@
-"""Numeric kernels of the SatCLIP positional encoding: pure functions on arrays.
+"""Numeric kernels of the positional encodings (SatCLIP, GeoCLIP): pure functions on arrays.
 
 - :mod:`.basis`: :func:`spherical_harmonics`, the public (N, L*L) basis, and its conventions;
 - :mod:`.legendre`: the Numba recursion kernels (row and column layouts);
 - :mod:`.torch_basis`: the same recursion in torch, for any device;
 - :mod:`.reference`: the reference implementation's expanded polynomials, errors included;
 - :mod:`.separable`: index maths of the first layer folded per grid row;
+- :mod:`.equal_earth`: GeoCLIP's Equal Earth projection;
 - :mod:`.coordinates`: checks of (lon, lat) inputs.
 """
 

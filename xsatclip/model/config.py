@@ -38,20 +38,25 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelIdentity:
-    """What produced an embedding: recorded in every output's attrs."""
+    """What produced an embedding: recorded in every output's attrs.
+
+    ``family`` is ``"satclip"`` (spherical harmonics + SIREN: ``level``, ``convention`` and
+    ``capacity`` apply) or ``"geoclip"`` (they are None).
+    """
 
     name: str
     source: str
     sha256: str
-    level: int
-    convention: str
+    level: int | None
+    convention: str | None
     numerics: str
-    capacity: int
+    capacity: int | None
     embed_dim: int
+    family: str = "satclip"
 
     def attrs(self) -> dict[str, str | int]:
-        """Flat, netCDF/Zarr-safe attributes (``model_*`` keys)."""
-        return {f"model_{k}": v for k, v in dataclasses.asdict(self).items()}
+        """Flat, netCDF/Zarr-safe attributes (``model_*`` keys; None fields left out)."""
+        return {f"model_{k}": v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:

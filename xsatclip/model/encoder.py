@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from ..errors import check_choice
 from ..harmonics import (
@@ -22,10 +23,11 @@ from ..harmonics.legendre import basis_columns_kernel, legendre_recursion_coeffi
 from ..harmonics.separable import column_trig, fold_columns
 from ..harmonics.torch_basis import spherical_harmonics_torch
 from .backend import DTYPES, PIECE_BATCHES, Backend, DeviceLike, DType
+from .base import Encoder
 from .config import ModelConfig, ModelIdentity, weights_sha256
 
 
-class LocationEncoder:
+class LocationEncoder(Encoder):
     """A loaded SatCLIP location encoder.
 
     Parameters
@@ -77,16 +79,8 @@ class LocationEncoder:
                 f"device={str(self.device)!r})")
 
     @property
-    def device(self) -> torch.device:
-        return self.backend.device
-
-    @property
     def level(self) -> int:
         return self.config.level
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
 
     def to(self, device: DeviceLike) -> LocationEncoder:
         """This encoder on ``device`` (itself when already there; else a copy)."""
@@ -113,7 +107,8 @@ class LocationEncoder:
                                        numerics=self.numerics, dtype=np.dtype(self.dtype))
         return torch.from_numpy(features).to(self.device)
 
-    def encode(self, lon, lat, *, batch_size: int | None = None) -> np.ndarray:
+    def encode(self, lon: ArrayLike, lat: ArrayLike, *,
+               batch_size: int | None = None) -> np.ndarray:
         """Embeddings of points, (N, embed_dim) in the model's dtype.
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
@@ -163,7 +158,8 @@ class LocationEncoder:
                     device_out = torch.empty(result.shape, dtype=result.dtype, device=self.device)
                     result.copy_(self.network.forward_columns(x, buffers, device_out))
 
-    def encode_grid(self, lon, lat, *, batch_size: int | None = None) -> np.ndarray:
+    def encode_grid(self, lon: ArrayLike, lat: ArrayLike, *,
+                    batch_size: int | None = None) -> np.ndarray:
         """Embeddings of the rectilinear grid ``lat`` (ny,) x ``lon`` (nx,): (ny, nx, embed_dim).
 
         Separable evaluation (:mod:`xsatclip.harmonics.separable`): the first layer folds per

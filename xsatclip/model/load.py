@@ -12,9 +12,12 @@ from pathlib import Path
 from ..errors import InvalidOptionError, ModelNotFoundError, WeightsMismatchError
 from ..harmonics import Numerics
 from .backend import DeviceLike, DType
+from .base import Encoder
 from .checkpoints import read_lightning_checkpoint, read_xsatclip_directory
 from .config import ModelConfig
 from .encoder import LocationEncoder
+from .geoclip import NAME as GEOCLIP
+from .geoclip import load_geoclip
 from .hub import HUB_ID, download_from_hub, hub_filename
 from .registry import (
     BUNDLED_MODELS,
@@ -25,7 +28,7 @@ from .registry import (
 )
 
 ModelSource = str | os.PathLike
-ModelLike = ModelSource | LocationEncoder
+ModelLike = ModelSource | Encoder
 DEFAULT_LEVEL = 40  # the level of embed()'s default model
 
 
@@ -55,7 +58,7 @@ def read_source(source: ModelSource) -> tuple[ModelConfig, dict, str, str]:
         return (*read_lightning_checkpoint(path), f"hf://{text}", text)
     raise ModelNotFoundError(
         f"model {text!r} is neither a known name "
-        f"({', '.join([*BUNDLED_MODELS, *sorted(PUBLISHED_MODELS)])}), "
+        f"({', '.join([*BUNDLED_MODELS, *sorted(PUBLISHED_MODELS), GEOCLIP])}), "
         f"a local file or directory, nor a Hugging Face repo id 'owner/name'"
     )
 
@@ -66,19 +69,27 @@ def load_model(
     numerics: Numerics | None = None,
     dtype: DType = "float32",
     device: DeviceLike = "auto",
-) -> LocationEncoder:
-    """Load a SatCLIP location encoder.
+) -> Encoder:
+    """Load a location encoder.
 
     Parameters
     ----------
-    source : bundled model name (``"bluemarble-l40"``, offline), published model name
-        (``"satclip-vit16-l40"``), Hub repo id
-        (``"microsoft/SatCLIP-ViT16-L40"``), Lightning ``.ckpt`` file, or a directory written
-        by :func:`~xsatclip.save_model`.
-    numerics : {"exact", "reference"}, default "exact"
+    source : SatCLIP: bundled model name (``"bluemarble-l40"``, offline), published model
+        name (``"satclip-vit16-l40"``), Hub repo id (``"microsoft/SatCLIP-ViT16-L40"``),
+        Lightning ``.ckpt`` file, or a directory written by :func:`~xsatclip.save_model`.
+        GeoCLIP: ``"geoclip"`` (the weights of the installed ``geoclip`` wheel) or a
+        ``.pth`` file of its location-encoder state dict.
+    numerics : {"exact", "reference"}, default "exact" (SatCLIP's basis; GeoCLIP has only
+        "exact")
     dtype : {"float32", "float64"}
     device : "auto" (CUDA when available), "cpu", "cuda", ...
     """
+    text = os.fspath(source)
+    if text == GEOCLIP or text.endswith(".pth"):
+        if numerics not in (None, "exact"):
+            raise InvalidOptionError(f"numerics={numerics!r} applies to spherical-harmonic "
+                                     "models; GeoCLIP has only 'exact'")
+        return load_geoclip(text, dtype=dtype, device=device)
     config, weights, resolved, name = read_source(source)
     return LocationEncoder(config, weights, source=resolved, name=name,
                            numerics=numerics or "exact", dtype=dtype, device=device)
@@ -93,10 +104,10 @@ def resolve_model(
     device: DeviceLike = "auto",
     sha256: str | None = None,
     made_by: str = "the output was made with",
-) -> LocationEncoder:
+) -> Encoder:
     """The encoder a caller asked for.
 
-    ``model`` is anything :func:`load_model` takes, a loaded :class:`LocationEncoder`, or
+    ``model`` is anything :func:`load_model` takes, a loaded :class:`Encoder`, or
     None for the bundled default of ``level`` (40 when not given). A loaded encoder is used
     as it is when its numerics and dtype match, else reloaded from its source; with an
     explicit ``device`` (not ``"auto"``) it is moved there, so that every scheduler computes
@@ -113,7 +124,7 @@ def resolve_model(
                 "'microsoft/SatCLIP-ViT16-L40', a name such as 'satclip-vit16-l40', or a "
                 "loaded model)")
         model = chosen
-    if isinstance(model, LocationEncoder):
+    if isinstance(model, Encoder):
         if numerics not in (None, model.numerics) or dtype != model.dtype:
             model = load_model(model.identity.source, numerics=numerics or model.numerics,
                                dtype=dtype, device=device if device != "auto" else model.device)

@@ -12,7 +12,7 @@ import xarray as xr
 
 from ..errors import InvalidCoordinatesError, InvalidOptionError
 from ..harmonics import Numerics, check_latitude
-from ..model import LocationEncoder, resolve_model
+from ..model import Encoder, resolve_model
 from ..model.backend import DeviceLike, DType, check_batch_size
 from ..model.load import ModelLike
 from .coords import SpatialCoords, find_spatial_coords
@@ -30,7 +30,7 @@ class EmbeddingPlan:
 
     template: xr.Dataset | xr.DataArray
     spatial: SpatialCoords
-    encoder: LocationEncoder
+    encoder: Encoder
     spec: ModelSpec
     chunks: dict[str, int]
     chunks_requested: bool

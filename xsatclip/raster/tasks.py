@@ -17,7 +17,7 @@ import numpy as np
 import pyproj
 import torch
 
-from ..model import LocationEncoder, resolve_model, single_threaded_kernels
+from ..model import Encoder, resolve_model, single_threaded_kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ModelSpec:
     device: str
 
     @classmethod
-    def of(cls, model: LocationEncoder, device: str | torch.device) -> ModelSpec:
+    def of(cls, model: Encoder, device: str | torch.device) -> ModelSpec:
         """The spec of ``model`` as resolved for ``device``: ``"auto"`` stays ``"auto"`` (each
         process takes its GPU when it has one), any other device is the model's own."""
         where = "auto" if device == "auto" else str(model.device)
@@ -39,11 +39,11 @@ class ModelSpec:
                    where)
 
 
-_cache: dict[ModelSpec, LocationEncoder] = {}
+_cache: dict[ModelSpec, Encoder] = {}
 _cache_lock = threading.Lock()
 
 
-def cached_model(spec: ModelSpec) -> LocationEncoder:
+def cached_model(spec: ModelSpec) -> Encoder:
     """The model for ``spec``, loaded once per process and checked against its sha256."""
     with _cache_lock:
         model = _cache.get(spec)
@@ -56,7 +56,7 @@ def cached_model(spec: ModelSpec) -> LocationEncoder:
         return model
 
 
-def register_model(model: LocationEncoder, spec: ModelSpec) -> None:
+def register_model(model: Encoder, spec: ModelSpec) -> None:
     """Seed this process's cache with an already loaded model (saves a reload)."""
     with _cache_lock:
         _cache.setdefault(spec, model)
