@@ -54,6 +54,10 @@ class MissingDependencyError(XSatclipError, ImportError):
     """An optional dependency is needed; the message names the pip extra."""
 
 
+class InputNotFoundError(XSatclipError, FileNotFoundError):
+    """A file or store that an operation reads does not exist; the message names it."""
+
+
 class OutputExistsError(XSatclipError, FileExistsError):
     """An output (file, directory, checkpoint) exists and would be replaced; the message says
     how to continue or replace it."""

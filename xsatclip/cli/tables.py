@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import InvalidOptionError, missing_dependency
+from ..errors import InputNotFoundError, InvalidOptionError, missing_dependency
 
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -28,7 +28,7 @@ def read_points(path: str):
 
     kind = _table_format(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"points file {path} does not exist")
+        raise InputNotFoundError(f"points file {path} does not exist")
     if kind == "csv":
         table = pd.read_csv(path)
     else:

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ..errors import StoreError
+from ..errors import InputNotFoundError, StoreError
 from .codec import dequantize
 from .layout import DONE_CLIPPED, DONE_PATH, VARIABLE
 from .store import inspect_store, store_target
@@ -22,7 +22,7 @@ def open_cube(store: str | os.PathLike, *, storage_options: dict | None = None,
     target = store_target(store, storage_options)
     state, group = inspect_store(target)
     if state == "absent":
-        raise FileNotFoundError(f"no cube at {target.url}")
+        raise InputNotFoundError(f"no cube at {target.url}")
     if state != "complete":
         raise StoreError(f"{target.url} is not a complete xsatclip cube ({state})")
     ds = xr.open_zarr(target.store(read_only=True), **kwargs)
@@ -40,7 +40,7 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
     target = store_target(store, storage_options)
     state, group = inspect_store(target)
     if state == "absent":
-        raise FileNotFoundError(f"no cube at {target.url}")
+        raise InputNotFoundError(f"no cube at {target.url}")
     if state in ("foreign", "unreadable"):
         raise StoreError(f"{target.url} is not an xsatclip cube ({state})")
     attrs = dict(group.attrs)
