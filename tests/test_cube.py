@@ -319,3 +319,27 @@ def test_distributed_run_equals_local_run(tmp_path, l10_source):
     assert status == 0
     _assert_same_cube(tmp_path / "client.zarr", local)
     _assert_same_cube(tmp_path / "address.zarr", local)
+
+
+@pytest.mark.slow
+def test_distributed_is_imported_before_any_precompute_thread_starts(tmp_path, l10_source):
+    """Regression: two precompute threads importing dask.distributed for the first time at
+    once met a partially initialised distributed.core (ImportError, ~1 run in 10). In a fresh
+    interpreter, the import is done before the first thread of precompute starts."""
+    script = (
+        "import sys, threading, xsatclip\n"
+        "assert 'distributed' not in sys.modules\n"
+        "seen = []\n"
+        "start = threading.Thread.start\n"
+        "def recording(self):\n"
+        "    if self.name.startswith('xsatclip'):\n"
+        "        seen.append('distributed.shuffle._core' in sys.modules)\n"
+        "    start(self)\n"
+        "threading.Thread.start = recording\n"
+        f"xsatclip.precompute({str(tmp_path / 'c.zarr')!r}, resolution=30.0,\n"
+        f"                    model={l10_source!r}, chunks=3, progress=False)\n"
+        "assert seen and all(seen), seen\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr

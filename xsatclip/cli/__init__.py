@@ -26,3 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"xsatclip: error: {message}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print("xsatclip: error: out of memory; use a smaller --batch-size, fewer points or a "
+              "coarser grid (--resolution)", file=sys.stderr)
+        return 1

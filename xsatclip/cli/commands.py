@@ -97,23 +97,23 @@ def cmd_sample(args) -> int:
 
     from ..sampling import sample
 
-    lon, lat = read_points(args.points)
+    table, lon, lat = read_points(args.points)
     values = sample(args.store, lon, lat, method=args.method).values
     missing = int(np.isnan(values).any(axis=1).sum())
     if missing:
         print(f"xsatclip: warning: {missing} point(s) have no value (NaN): outside the cube, "
               "in chunks not computed yet, or NaN coordinates", file=sys.stderr)
-    write_embeddings(lon, lat, values, args.out)
+    write_embeddings(table, values, args.out)
     return 0
 
 
 def cmd_embed_points(args) -> int:
     from ..model import resolve_model
 
-    lon, lat = read_points(args.points)
+    table, lon, lat = read_points(args.points)
     model = resolve_model(args.model, level=args.level, numerics=args.numerics, dtype="float32",
                           device=args.device)
-    write_embeddings(lon, lat, model.encode(lon, lat, batch_size=args.batch_size), args.out)
+    write_embeddings(table, model.encode(lon, lat, batch_size=args.batch_size), args.out)
     return 0
 
 

@@ -19,7 +19,7 @@ def check_latitude(lat) -> np.ndarray:
         values = lat[bad]
         raise InvalidCoordinatesError(
             f"{values.size} latitude value(s) outside [-90, 90] degrees "
-            f"(found range {values.min():g} .. {values.max():g})"
+            f"(found range {float(values.min())!r} .. {float(values.max())!r})"
         )
     return lat
 

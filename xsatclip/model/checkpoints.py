@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ModelNotFoundError
+from ..errors import CheckpointError, InvalidOptionError, ModelNotFoundError
 from .config import ModelConfig
 from .encoder import LocationEncoder
 
@@ -24,6 +25,9 @@ CONFIG_FILE = "config.json"
 FORMAT_NAME = "xsatclip-location-encoder"
 FORMAT_VERSION = 1
 
+# ModelConfig field -> the reference's hyper_parameters key.
+LIGHTNING_FIELDS = {"level": "legendre_polys", "capacity": "capacity",
+                    "num_hidden_layers": "num_hidden_layers", "embed_dim": "embed_dim"}
 # hyper_parameters the reference writes, and the values xsatclip can evaluate exactly.
 SUPPORTED_SETTINGS = {
     "le_type": ("sphericalharmonics",),
@@ -45,8 +49,52 @@ def expected_weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def load_tensors(path: Path, what: str) -> object:
+    """The contents of a ``torch.save`` file, read with ``weights_only=True``: tensors and
+    plain containers only, nothing unpickled. :class:`CheckpointError` in one line when the
+    file is truncated, foreign, or holds other Python objects; :class:`ModelNotFoundError`
+    when it does not exist."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{what} {path} does not exist") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle of objects: garbage bytes
+            raise CheckpointError(f"{path} is not a readable {what} (truncated or not a torch "
+                                  "file)") from None
+        raise CheckpointError(f"{path} holds Python objects other than tensors; xsatclip will "
+                              "not unpickle it (only weights-only torch files load)") from None
+    except Exception as exc:  # torch raises many types for truncated / foreign files
+        raise CheckpointError(f"{path} is not a readable {what} (truncated or not a torch "
+                              f"file: {type(exc).__name__})") from None
+
+
+def config_from_fields(fields: Mapping[str, object], names: Mapping[str, str],
+                       where: str) -> ModelConfig:
+    """A :class:`ModelConfig` from ``fields``, whose keys for each config field ``names``
+    gives; :class:`CheckpointError` names ``where`` and the field when one is missing, not an
+    integer (10.7, "10", None, NaN), or out of range."""
+    values: dict[str, object] = {}
+    for field, key in names.items():
+        if key not in fields:
+            raise CheckpointError(f"{where} lacks {key!r}")
+        value = fields[key]
+        if field == "convention":
+            values[field] = value
+            continue
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral:
+            raise CheckpointError(f"{where}: {key} = {value!r} is not an integer")
+        values[field] = int(value)  # type: ignore[call-overload]
+    try:
+        return ModelConfig(**values)  # type: ignore[arg-type]
+    except InvalidOptionError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
 def check_weights(config: ModelConfig, weights: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Raise :class:`CheckpointError` unless ``weights`` holds exactly what ``config`` needs."""
+    """Raise :class:`CheckpointError` unless ``weights`` holds exactly what ``config`` needs:
+    the names and shapes, floating-point values, all finite."""
     expected = expected_weight_shapes(config)
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
@@ -56,11 +104,16 @@ def check_weights(config: ModelConfig, weights: Mapping[str, torch.Tensor], path
             f"(missing {missing}, unexpected {unexpected})"
         )
     for name, shape in expected.items():
-        if tuple(weights[name].shape) != shape:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} has shape {tuple(weights[name].shape)}, "
-                f"the configuration needs {shape}"
-            )
+        tensor = weights[name]
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+            found = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor)
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {found}, the "
+                                  f"configuration needs {shape}")
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{path}: tensor {name!r} holds {tensor.dtype} values; "
+                                  "weights must be floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values")
 
 
 def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
@@ -70,18 +123,13 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dic
     optimizer state are ignored.
     """
     path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"checkpoint file {path} does not exist") from None
-    except Exception as exc:  # torch raises many types for truncated / foreign files
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or holding "
-            f"objects other than tensors): {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    checkpoint = load_tensors(path, "checkpoint file")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} has no 'state_dict': not a Lightning checkpoint")
-    hparams = checkpoint.get("hyper_parameters") or {}
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{path}: hyper_parameters is {type(hparams).__name__}, not a "
+                              "mapping of the model's settings")
     for field, allowed in SUPPORTED_SETTINGS.items():
         value = hparams.get(field, allowed[0])
         if value not in allowed:
@@ -89,15 +137,7 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dic
                 f"{path}: hyper_parameters[{field!r}] = {value!r} is not supported "
                 f"(xsatclip evaluates {field} in {list(allowed)})"
             )
-    try:
-        config = ModelConfig(
-            level=int(hparams["legendre_polys"]),
-            capacity=int(hparams["capacity"]),
-            num_hidden_layers=int(hparams["num_hidden_layers"]),
-            embed_dim=int(hparams["embed_dim"]),
-        )
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: hyper_parameters lacks {exc.args[0]!r}") from None
+    config = config_from_fields(hparams, LIGHTNING_FIELDS, f"{path}: hyper_parameters")
     weights = {
         name[len(LIGHTNING_PREFIX):]: tensor
         for name, tensor in checkpoint["state_dict"].items()
@@ -141,18 +181,19 @@ def read_xsatclip_directory(directory: Path) -> tuple[ModelConfig, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    path = directory / CONFIG_FILE
     try:
-        config_json = json.loads((directory / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is unreadable: {exc}") from exc
-    if config_json.pop("format", None) != FORMAT_NAME:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not an xsatclip model config")
-    config_json.pop("format_version", None)
-    field_names = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(config_json) - field_names)
+        config_json = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(config_json, dict) or config_json.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not an xsatclip model config (a JSON object with "
+                              f"format {FORMAT_NAME!r})")
+    fields = {f.name: f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(config_json) - set(fields) - {"format", "format_version"})
     if unknown:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: unknown fields {unknown}")
-    config = ModelConfig(**config_json)
+        raise CheckpointError(f"{path}: unknown fields {unknown}")
+    config = config_from_fields(config_json, fields, str(path))
     try:
         weights = load_file(directory / WEIGHTS_FILE)
     except (OSError, SafetensorError) as exc:

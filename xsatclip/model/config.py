@@ -13,10 +13,20 @@ from ..errors import InvalidOptionError
 from ..harmonics import Convention, zonal_scale
 from .siren import SirenNet
 
+# Sane upper bounds, checked before anything is allocated: a crafted checkpoint or config
+# cannot make xsatclip build a network of gigabytes before failing.
+LIMITS = {"level": 256, "capacity": 16384, "num_hidden_layers": 64, "embed_dim": 16384}
+MAX_PARAMETERS = 2**28  # 1 GiB of float32 weights
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a location encoder: ``L*L`` basis features -> ``embed_dim`` outputs."""
+    """Architecture of a location encoder: ``L*L`` basis features -> ``embed_dim`` outputs.
+
+    Each field is a positive integer within :data:`LIMITS`, and the network has at most
+    :data:`MAX_PARAMETERS` weights; :class:`~xsatclip.errors.InvalidOptionError` names the
+    field otherwise.
+    """
 
     level: int
     capacity: int = 256
@@ -25,11 +35,23 @@ class ModelConfig:
     convention: Convention = "satclip"
 
     def __post_init__(self) -> None:
-        for name in ("level", "capacity", "num_hidden_layers", "embed_dim"):
+        for name, limit in LIMITS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise InvalidOptionError(f"{name} must be an integer from 1 to {limit}, got "
+                                         f"{value!r}")
         zonal_scale(self.convention)  # raises on an unknown convention
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise InvalidOptionError(f"the network would have {self.parameter_count():,} "
+                                     f"weights, more than {MAX_PARAMETERS:,}")
+
+    def parameter_count(self) -> int:
+        """Weights and biases of the network."""
+        width_in, total = self.level**2, 0
+        for _ in range(self.num_hidden_layers):
+            total += (width_in + 1) * self.capacity
+            width_in = self.capacity
+        return total + (self.capacity + 1) * self.embed_dim
 
     def build_network(self) -> SirenNet:
         """A freshly initialised network of this architecture (float32)."""

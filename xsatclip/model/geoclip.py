@@ -20,6 +20,7 @@ import importlib.util
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from ..harmonics import validate_lonlat
 from ..harmonics.equal_earth import equal_earth
 from .backend import DTYPES, PIECE_BATCHES, Backend, DeviceLike, DType, check_batch_size
 from .base import Encoder
+from .checkpoints import load_tensors
 from .config import ModelIdentity, weights_sha256
 
 NAME = "geoclip"
@@ -90,7 +92,7 @@ class GeoCLIPNet(nn.Module):
         return out
 
 
-def is_geoclip_state(state: object) -> bool:
+def is_geoclip_state(state: object) -> TypeGuard[Mapping[str, torch.Tensor]]:
     """Whether ``state`` is a GeoCLIP location-encoder state dict."""
     return isinstance(state, Mapping) and "LocEnc0.capsule.0.b" in state
 
@@ -110,14 +112,14 @@ def wheel_weights_path() -> Path:
 
 def read_geoclip_weights(path: Path) -> dict[str, torch.Tensor]:
     """GeoCLIP's location-encoder state dict from ``path`` (no pickle: weights only)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated / foreign files
-        raise CheckpointError(f"{path} is not a readable GeoCLIP weights file: "
-                              f"{type(exc).__name__}") from None
+    state = load_tensors(path, "GeoCLIP weights file")
     if not is_geoclip_state(state):
         raise CheckpointError(f"{path} holds no GeoCLIP location-encoder weights")
     expected = GeoCLIPNet().state_dict()
+    bad = [name for name, tensor in state.items() if not isinstance(tensor, torch.Tensor)
+           or not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {bad[:3]} are not finite floating-point tensors")
     shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
     wanted = {name: tuple(tensor.shape) for name, tensor in expected.items()}
     if shapes != wanted:

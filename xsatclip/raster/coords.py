@@ -20,6 +20,7 @@ Y_NAMES = ("y", "northing", "projection_y_coordinate")
 LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreee"}
 LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreen"}
 WGS84 = pyproj.CRS.from_epsg(4326)
+MAX_AXIS_CELLS = 2**22  # cells along a grid axis (about 0.0001 degree over the globe)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +131,15 @@ def grid(resolution: float, *, bbox: tuple[float, float, float, float] | None = 
     if not west < east:
         raise InvalidCoordinatesError(f"bbox west must be < east (use east > 180 to cross the "
                                       f"dateline), got {west}, {east}")
+    if east - west > 360.0:
+        raise InvalidCoordinatesError(f"bbox spans {east - west:g} degrees of longitude, more "
+                                      f"than the globe's 360 (west {west}, east {east})")
     sizes = []
     for span, axis in ((north - south, "latitude"), (east - west, "longitude")):
         n = round(span / resolution)
+        if n > MAX_AXIS_CELLS:
+            raise InvalidOptionError(f"resolution={resolution!r} gives {n:,} cells of "
+                                     f"{axis}, more than {MAX_AXIS_CELLS:,}")
         if n < 1 or abs(n * resolution - span) > 1e-6 * resolution:
             raise InvalidOptionError(f"the {axis} span {span} of the bbox is not a multiple of the "
                              f"resolution {resolution}")

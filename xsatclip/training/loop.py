@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import CheckpointError, InvalidOptionError, OutputExistsError
 from ..harmonics import spherical_harmonics
 from ..model import LocationEncoder
-from ..model.checkpoints import replace_atomically, write_model_directory
+from ..model.checkpoints import load_tensors, replace_atomically, write_model_directory
 from .config import TrainConfig
 from .contrastive import ClipLoss, PatchEncoder
 from .pairs import Mask, PatchSampler, TrainingPairs
@@ -167,11 +167,8 @@ def _save(directory: Path, trainer: _Trainer, epoch: int, history: list[dict],
 
 def _load_state(path: Path, config: TrainConfig, fingerprint: str) -> dict:
     """The checkpointed state at ``path``, checked against this run's config and data."""
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable training state: {exc}") from exc
-    if state.get("format") != "xsatclip-training-state":
+    state = load_tensors(path, "training state")
+    if not isinstance(state, dict) or state.get("format") != "xsatclip-training-state":
         raise CheckpointError(f"{path} is not an xsatclip training state")
     saved = state["train_config"]
     differ = {k: (saved.get(k), v) for k, v in dataclasses.asdict(config).items()
