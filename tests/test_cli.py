@@ -158,3 +158,18 @@ def test_errors_are_one_line(small_cube, l10_source, points, tmp_path, capsys):
     for argv, fragment in cases:
         assert cli.main(argv) == 1, argv
         _one_line_error(capsys.readouterr().err, fragment)
+
+
+@pytest.mark.slow
+def test_workers_quiet_run_prints_nothing(tmp_path, l10_source):
+    """Regression: a successful `--workers N --quiet` run printed distributed's shutdown
+    warnings (a worker killed after 4 s, heartbeat tracebacks), even after exiting."""
+    store = tmp_path / "workers.zarr"
+    result = subprocess.run(
+        [sys.executable, "-m", "xsatclip.cli", "precompute", str(store), "--resolution", "30",
+         "--model", l10_source, "--workers", "2", "--quiet"],
+        capture_output=True, text=True, timeout=300)  # reads until every child closed stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    info = cube.info(store)
+    assert info["chunks_done"] == info["chunks_total"]

@@ -46,8 +46,12 @@ def cmd_precompute(args) -> int:
             from distributed import Client, LocalCluster
         except ImportError as exc:
             raise missing_dependency("--workers", "distributed", exc) from None
+        # Loopback only, no dashboard; with --quiet, distributed's own shutdown chatter (a
+        # worker slow to exit, heartbeats to a closed scheduler) stays silent too.
+        quiet = logging.CRITICAL if args.quiet else logging.WARNING
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          host="127.0.0.1", dashboard_address=None,
+                          silence_logs=quiet) as cluster, Client(cluster) as client:
             store = cube.precompute(args.store, scheduler=client, **options)
     else:
         store = cube.precompute(args.store, scheduler=args.scheduler, **options)
