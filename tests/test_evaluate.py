@@ -155,7 +155,7 @@ def test_bad_arguments_raise_errors_naming_them(kwargs, fragments):
 
 def test_geoclip_without_its_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "geoclip", None)  # import fails, installed or not
-    with pytest.raises(MissingDependencyError, match="pip install geoclip"):
+    with pytest.raises(MissingDependencyError, match="pip install --no-deps geoclip"):
         evaluation.resolve_features("geoclip")
 
 

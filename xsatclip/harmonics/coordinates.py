@@ -19,7 +19,7 @@ def check_latitude(lat) -> np.ndarray:
         values = lat[bad]
         raise InvalidCoordinatesError(
             f"{values.size} latitude value(s) outside [-90, 90] degrees "
-            f"(found range {float(values.min())!r} .. {float(values.max())!r})"
+            f"(found range {_degrees(values.min())} .. {_degrees(values.max())})"
         )
     return lat
 
@@ -48,3 +48,8 @@ def validate_lonlat(lon, lat) -> tuple[np.ndarray, np.ndarray]:
         )
     return lon, lat
 
+
+
+def _degrees(value: float) -> str:
+    """``value`` as written, without exponent or trailing zeros (91, -90.0000001)."""
+    return np.format_float_positional(float(value), trim="-")
