@@ -110,10 +110,11 @@ def locate(embeddings: xr.DataArray | xr.Dataset, image_embedding, *,
 
     Notes
     -----
-    Lazy grids are computed in two passes: the first reduces each map to its maximum and its
-    sum of exponentials, the second normalises. Each embedding chunk is read once per pass it
-    feeds and released after use; between the passes only the per-cell similarities are
-    kept, one float64 per cell and query (the size of the output).
+    Lazy grids are computed in two passes over the per-cell similarities: the first reduces
+    each map to its maximum and its sum of exponentials, the second normalises. Each
+    embedding chunk is read once and released as soon as its similarities are computed;
+    until the reductions finish only the similarities are held, one float64 per cell and
+    query (the size of the output).
     """
     emb = embedding_array(embeddings)
     spatial, _ = grid_dims(emb, allowed_extra=0)
