@@ -37,16 +37,17 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 import xsatclip
-from xsatclip.bluemarble import load_blue_marble
 from xsatclip.geolocation import (
     LOGIT_SCALE_ATTR,
     encode_patches,
     locate,
     recall_vs_area,
 )
-from xsatclip.pretraining import STATE_FILE, TrainConfig, train
-from xsatclip.registry import BUNDLED_MODELS, bundled_model_directory
-from xsatclip.training_pairs import PatchSampler
+from xsatclip.model.registry import BUNDLED_MODELS, bundled_model_directory
+from xsatclip.training import TrainConfig, train
+from xsatclip.training.bluemarble import load_blue_marble
+from xsatclip.training.loop import STATE_FILE
+from xsatclip.training.pairs import PatchSampler
 
 BUDGETS_KM2 = (1e4, 1e5, 1e6)
 EXTENT = (-180, 180, -90, 90)

@@ -15,6 +15,7 @@ import xarray as xr
 from dask.callbacks import Callback
 
 import xsatclip
+from xsatclip.errors import MissingCRSError
 from xsatclip.geolocation import (
     EARTH_RADIUS_KM,
     LOGIT_SCALE_ATTR,
@@ -26,9 +27,9 @@ from xsatclip.geolocation import (
     recall_vs_area,
     top_k,
 )
-from xsatclip.pretraining import TrainConfig, train
-from xsatclip.spatial import MissingCRSError, uniform_on_sphere
-from xsatclip.training_pairs import PatchSampler
+from xsatclip.raster.geometry import uniform_on_sphere
+from xsatclip.training import TrainConfig, train
+from xsatclip.training.pairs import PatchSampler
 
 SPHERE_KM2 = 4 * math.pi * EARTH_RADIUS_KM**2  # R = 6371.0088 km: 5.1006e8 km²
 UTM33 = pyproj.CRS.from_epsg(32633)

@@ -12,8 +12,9 @@ import xarray as xr
 from dask.callbacks import Callback
 
 import xsatclip
+from xsatclip.errors import InvalidOptionError
 from xsatclip.geolocation import GeolocationError, augment, build_gallery, encode_patches
-from xsatclip.training_pairs import PatchSampler
+from xsatclip.training.pairs import PatchSampler
 
 GALLERY_LOCATIONS = np.eye(3)
 GALLERY_IMAGES = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
@@ -52,7 +53,7 @@ def test_mix_mode_blends_unit_vectors():
 
 
 def test_bad_arguments_name_the_problem():
-    with pytest.raises(GeolocationError, match="mode='sum'"):
+    with pytest.raises(InvalidOptionError, match="mode='sum'"):
         augment(np.ones((1, 3)), hand_gallery(), mode="sum")
     with pytest.raises(GeolocationError, match=r"k must be an integer in 1 \.\. 3"):
         augment(np.ones((1, 3)), hand_gallery(), k=4)

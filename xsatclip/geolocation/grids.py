@@ -1,5 +1,5 @@
 """The embedding grids geolocation works on: the embedding array, its spatial dims, and cell
-centres in lon/lat (xarray glue over :mod:`xsatclip.spatial`)."""
+centres in lon/lat (xarray glue over :mod:`xsatclip.raster`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyproj
 import xarray as xr
 
 from ..errors import XSatclipError
-from ..spatial import WGS84, SpatialCoords, find_spatial_coords
+from ..raster.coords import WGS84, SpatialCoords, find_spatial_coords
 from .sphere import wrap_longitude
 
 EMBEDDING_DIM = "embedding"

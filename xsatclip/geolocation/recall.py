@@ -16,7 +16,8 @@ import pyproj
 import xarray as xr
 
 from ..harmonics import validate_lonlat
-from ..spatial import WGS84, find_spatial_coords, nearest_cell
+from ..raster.coords import WGS84, find_spatial_coords
+from ..raster.geometry import nearest_cell
 from .grids import GeolocationError, cell_lonlat, grid_dims
 from .kernels import needed_area
 from .sphere import EARTH_RADIUS_KM, cell_edges, great_circle_km, latlon_cell_areas

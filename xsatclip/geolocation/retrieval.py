@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from ..training_pairs import Mask, PatchSampler
+from ..errors import check_choice
+from ..training.pairs import Mask, PatchSampler
 from .grids import EMBEDDING_DIM, GeolocationError, embedding_array
 from .kernels import retrieval_mean, unit_rows
 
@@ -86,7 +87,7 @@ def build_gallery(image: xr.DataArray, location_model, image_encoder, n: int, *,
     """A retrieval gallery of ``n`` locations of a raster.
 
     Locations are drawn uniformly on the sphere within ``image``'s footprint by
-    :class:`~xsatclip.training_pairs.PatchSampler` (seeded; optional ``mask``), each with the
+    :class:`~xsatclip.training.pairs.PatchSampler` (seeded; optional ``mask``), each with the
     ``patch_size`` pixel patch around it.
 
     Parameters
@@ -165,8 +166,7 @@ def augment(embeddings, gallery: xr.Dataset, *, k: int = 10,
     Dask-backed inputs still lazy (one task per chunk). Float32 for float32 inputs, else
     float64. Locations whose embedding is not finite or zero give NaN rows.
     """
-    if mode not in MODES:
-        raise GeolocationError(f"mode={mode!r}: choose one of {list(MODES)}")
+    check_choice("mode", mode, MODES)
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
             and temperature > 0):
         raise GeolocationError(f"temperature must be a positive number, got {temperature!r}")
