@@ -153,3 +153,30 @@ def test_points_and_lazy_grids_give_the_same_rows(gallery, l10):
     # The retrieved part is a convex combination of gallery image embeddings (band means of
     # unit vectors: each within [-1, 1]).
     assert np.abs(computed[..., 256:]).max() <= 1.0
+
+
+def test_evaluate_scores_augmented_features_beside_the_plain_ones(gallery, l10, tmp_path):
+    from xsatclip.errors import EvaluationError, WeightsMismatchError
+    from xsatclip.evaluation import evaluate, resolve_features
+
+    path = tmp_path / "gallery.zarr"
+    gallery.to_zarr(path, consolidated=False)
+    features = resolve_features(f"range:{path}")
+    assert features.name == "satclip-tiny-l10+range"
+    lon, lat = np.array([3.0, -120.0, 179.0]), np.array([50.0, -33.0, 64.0])
+    np.testing.assert_array_equal(features(lon, lat),
+                                  augment(l10.encode(lon, lat), gallery, k=10))
+    results = evaluate([l10, f"range:{path}"], tasks=["land_ocean"], n_points=400, folds=3)
+    assert list(results["features"]) == ["satclip-tiny-l10", "satclip-tiny-l10+range"]
+    assert list(results["dims"]) == [256, 259] and results["mean"].notna().all()
+
+    anonymous = tmp_path / "anonymous.zarr"
+    gallery.drop_attrs().to_zarr(anonymous, consolidated=False)
+    with pytest.raises(EvaluationError, match="records no location model"):
+        resolve_features(f"range:{anonymous}")
+    other = tmp_path / "other.zarr"
+    gallery.assign_attrs(model_sha256="0" * 64).to_zarr(other, consolidated=False)
+    with pytest.raises(WeightsMismatchError, match="gallery"):
+        resolve_features(f"range:{other}")
+    with pytest.raises(EvaluationError, match="cannot read the gallery"):
+        resolve_features(f"range:{tmp_path / 'missing.zarr'}")
