@@ -134,7 +134,7 @@ def draw_heatmap(path: Path, prob: xr.DataArray, earth: xr.DataArray, true_lon: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("example_output"))
+    parser.add_argument("--out", type=Path, default=Path("example_output") / "geolocate")
     parser.add_argument("--model", help="model directory or bundled name with an image "
                                         "encoder (default: train a tiny pair here)")
     parser.add_argument("--resolution", type=float, default=1.0, help="degrees (default 1)")
