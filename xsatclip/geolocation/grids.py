@@ -3,6 +3,8 @@ centres in lon/lat (xarray glue over :mod:`xsatclip.raster`)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 import pyproj
 import xarray as xr
@@ -41,7 +43,7 @@ def embedding_array(embeddings: xr.DataArray | xr.Dataset) -> xr.DataArray:
     return embeddings
 
 
-def grid_dims(obj: xr.DataArray, allowed_extra: int) -> tuple[SpatialCoords, list[str]]:
+def grid_dims(obj: xr.DataArray, allowed_extra: int) -> tuple[SpatialCoords, list[Hashable]]:
     """The spatial coords of a map ``obj`` and its other dims (besides ``embedding``): at
     most ``allowed_extra`` of them, or raise naming the dims."""
     spatial = find_spatial_coords(obj)

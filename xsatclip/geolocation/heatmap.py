@@ -14,6 +14,7 @@ retrieval against a gallery of locations: here the gallery is every cell of the 
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 import numpy as np
 import xarray as xr
@@ -52,7 +53,7 @@ def logit_multiplier(attrs: dict, temperature: float | None) -> float:
     return min(math.exp(scale), MAX_LOGIT_MULTIPLIER)
 
 
-def _image_queries(image_embedding, size: int) -> tuple[np.ndarray, str, np.ndarray, bool]:
+def _image_queries(image_embedding, size: int) -> tuple[np.ndarray, Hashable, np.ndarray, bool]:
     """Unit queries (N, D) float64, the query dim's name and coordinate, and whether one
     vector (no query dim) was given."""
     if isinstance(image_embedding, xr.DataArray):
@@ -172,7 +173,7 @@ def top_k(prob_map: xr.DataArray, k: int) -> xr.Dataset:
         "row": (dims, rows.reshape(shape), {"dim": ydim}),
         "col": (dims, cols.reshape(shape), {"dim": xdim}),
     }
-    coords = {"rank": np.arange(1, k + 1)}
+    coords: dict[Hashable, np.ndarray] = {"rank": np.arange(1, k + 1)}
     if extra and extra[0] in prob_map.coords:
         coords[extra[0]] = prob_map[extra[0]].values
     return xr.Dataset(data, coords=coords, attrs=dict(prob_map.attrs))

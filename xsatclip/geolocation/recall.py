@@ -25,7 +25,7 @@ from .sphere import EARTH_RADIUS_KM, cell_edges, great_circle_km, latlon_cell_ar
 DEFAULT_AREAS_KM2 = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7)
 
 
-def _projected_cell_areas(obj: xr.DataArray, spatial) -> np.ndarray:
+def _projected_cell_areas(obj: xr.DataArray | xr.Dataset, spatial) -> np.ndarray:
     """Areas (ny, nx) in km² of projected cells: each cell's four corners (midpoints between
     centres, half a cell beyond the outermost) transformed to lon/lat and measured as a
     geodesic polygon on the CRS's ellipsoid (pyproj Geod)."""

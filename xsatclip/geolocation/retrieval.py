@@ -34,7 +34,7 @@ def encode_patches(image_encoder, patches: np.ndarray, *, batch_size: int = 256)
     if batch_size < 1:
         raise GeolocationError(f"batch_size must be at least 1, got {batch_size}")
     encode = getattr(image_encoder, "encode_images", None)
-    context = contextlib.nullcontext()
+    context: contextlib.AbstractContextManager = contextlib.nullcontext()
     if encode is None:
         import torch
 
