@@ -26,6 +26,11 @@ RUNS = {  # example: small-size arguments (the model is added: the bundled L10)
     "sample_cube": ["--resolution", "10", "--points", "200"],
     "maps": ["--resolution", "10", "--points", "600"],
 }
+# Examples that train their own model at a small size (no --model added).
+TRAINING_RUNS = {
+    "geolocate": ["--resolution", "5", "--queries", "100", "--locations", "3000",
+                  "--epochs", "3"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +38,12 @@ def runs(tmp_path_factory, l10_source) -> dict[str, tuple[Path, str]]:
     """Every example at once (each pays the imports; the cores overlap them):
     name -> (output directory, stdout)."""
     procs = {}
-    for name, arguments in RUNS.items():
+    runs = {**{name: ["--model", str(l10_source), *arguments]
+               for name, arguments in RUNS.items()}, **TRAINING_RUNS}
+    for name, arguments in runs.items():
         out = tmp_path_factory.mktemp(name)
         procs[name] = out, subprocess.Popen(
-            [sys.executable, str(EXAMPLES / f"{name}.py"), "--out", str(out),
-             "--model", str(l10_source), *arguments],
+            [sys.executable, str(EXAMPLES / f"{name}.py"), "--out", str(out), *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
     for name, (out, proc) in procs.items():
@@ -131,3 +137,31 @@ def test_maps(runs):
     assert metrics["land_roc_auc"] > 0.8
     assert 0.15 < metrics["map_land_fraction"] < 0.45
     assert f"accuracy {metrics['land_accuracy']:.3f}" in stdout
+
+
+def test_geolocate(runs):
+    import matplotlib.image
+
+    out, stdout = runs["geolocate"]
+    metrics = json.loads((out / "geolocation.json").read_text())
+    assert metrics["queries"] + metrics["dropped_on_training_pixels"] == 100
+    assert metrics["queries"] >= 90 and metrics["held_out_seed"] != metrics["training_seed"]
+    assert xsatclip.open_cube(out / "cube.zarr").embeddings.sizes == {
+        "lat": 36, "lon": 72, "embedding": 64}
+    located, uniform = metrics["located"], metrics["uniform_random"]
+    for scores in (located, uniform):
+        recall = [scores["recall_at_km2"][key] for key in ("1e4", "1e5", "1e6")]
+        assert recall == sorted(recall) and 0 <= recall[0] and recall[-1] <= 1
+    # A random ranking finds the truth within 1e6 km² for ~0.2% of queries (1e6 / 5.1e8),
+    # and its median error is a quarter of the circumference (10,007 km; sampling error of
+    # the median of ~100 points about 640 km).
+    assert uniform["recall_at_km2"]["1e6"] <= 0.05
+    assert abs(uniform["median_error_km"] - 10_007) < 2000
+    # Even the tiny pair (3 epochs on 3000 patches) knows roughly where a patch was taken.
+    assert located["median_error_km"] < 0.8 * uniform["median_error_km"]
+    assert located["recall_at_km2"]["1e6"] >= uniform["recall_at_km2"]["1e6"]
+    assert metrics["logit_scale"] > 0
+    image = matplotlib.image.imread(out / "heatmap.png")
+    assert image.shape == (540, 1000, 4) and image[..., :3].std() > 0.1
+    assert f"{metrics['queries']} held-out patches" in stdout
+    assert f"median error {located['median_error_km']:.0f} km" in stdout
