@@ -17,6 +17,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 # Public name -> module that defines it.
 _EXPORTS = {
     "LocationEncoder": ".model",
+    "augment": ".geolocation",
+    "locate": ".geolocation",
+    "recall_vs_area": ".geolocation",
     "ModelConfig": ".model",
     "TrainConfig": ".training",
     "evaluate": ".evaluation",

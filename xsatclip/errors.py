@@ -71,6 +71,10 @@ class EvaluationError(XSatclipError, ValueError):
     """An argument of the evaluation suite is invalid; the message names it."""
 
 
+class GeolocationError(XSatclipError, ValueError):
+    """An input of locate / recall_vs_area / augment is unusable; the message names it."""
+
+
 def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
     """``value`` if it is one of ``choices``, else :class:`InvalidOptionError` naming ``name``."""
     allowed = list(choices)

@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(needs the eval extra), under spatially blocked cross-validation. Prints "
                     "a Markdown table: a row per feature set, mean ± std over folds per task.")
     p.add_argument("--features", nargs="+", metavar="F", default=list(evaluation.DEFAULT_FEATURES),
-                   help="lonlat, cartesian, sh-L, geoclip, or a model name, checkpoint file, "
-                        "model directory or Hub id (default: %(default)s)")
+                   help="lonlat, cartesian, sh-L, geoclip, range:GALLERY (a model's embeddings "
+                        "augmented RANGE-style from a saved gallery), or a model name, "
+                        "checkpoint file, model directory or Hub id (default: %(default)s)")
     p.add_argument("--tasks", nargs="+", metavar="T", default=list(evaluation.DEFAULT_TASKS),
                    help=f"among {', '.join(evaluation.TASKS)} (default: all)")
     p.add_argument("--n-points", type=int, metavar="N", default=evaluation.DEFAULT_N_POINTS,

@@ -9,7 +9,7 @@ and retrieval-augmented (RANGE) location embeddings.
 - :mod:`.retrieval`: :func:`build_gallery`, :func:`augment`, :func:`encode_patches`.
 """
 
-from .grids import GeolocationError
+from ..errors import GeolocationError
 from .heatmap import LOGIT_SCALE_ATTR, locate, top_k
 from .recall import cell_areas, recall_vs_area
 from .retrieval import augment, build_gallery, encode_patches

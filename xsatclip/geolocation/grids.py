@@ -9,15 +9,11 @@ import numpy as np
 import pyproj
 import xarray as xr
 
-from ..errors import XSatclipError
+from ..errors import GeolocationError
 from ..raster.coords import WGS84, SpatialCoords, find_spatial_coords
 from .sphere import wrap_longitude
 
 EMBEDDING_DIM = "embedding"
-
-
-class GeolocationError(XSatclipError, ValueError):
-    """An input of locate / recall_vs_area / augment is unusable; the message names it."""
 
 
 def embedding_array(embeddings: xr.DataArray | xr.Dataset) -> xr.DataArray:

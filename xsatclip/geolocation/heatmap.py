@@ -19,7 +19,8 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from .grids import EMBEDDING_DIM, GeolocationError, cell_lonlat, embedding_array, grid_dims
+from ..errors import GeolocationError
+from .grids import EMBEDDING_DIM, cell_lonlat, embedding_array, grid_dims
 from .kernels import cosine_logits, top_k_indices, unit_rows
 
 # The attr (written by models with an image encoder) holding CLIP's learned logit_scale

@@ -15,10 +15,11 @@ import numpy as np
 import pyproj
 import xarray as xr
 
+from ..errors import GeolocationError
 from ..harmonics import validate_lonlat
 from ..raster.coords import WGS84, find_spatial_coords
 from ..raster.geometry import nearest_cell
-from .grids import GeolocationError, cell_lonlat, grid_dims
+from .grids import cell_lonlat, grid_dims
 from .kernels import needed_area
 from .sphere import EARTH_RADIUS_KM, cell_edges, great_circle_km, latlon_cell_areas
 

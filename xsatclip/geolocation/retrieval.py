@@ -16,9 +16,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from ..errors import check_choice
+from ..errors import GeolocationError, check_choice
 from ..training.pairs import Mask, PatchSampler
-from .grids import EMBEDDING_DIM, GeolocationError, embedding_array
+from .grids import EMBEDDING_DIM, embedding_array
 from .kernels import retrieval_mean, unit_rows
 
 GALLERY_DIM = "gallery"
