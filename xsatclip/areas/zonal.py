@@ -36,7 +36,7 @@ class NotAnEmbeddingGridError(XSatclipError, ValueError):
     """The input has no ``embedding`` dim, or dims other than it and two spatial ones."""
 
 
-def _require_dependencies() -> None:
+def require_dependencies() -> None:
     try:
         import geopandas  # noqa: F401
         import shapely
@@ -89,7 +89,7 @@ def zonal(embeddings, geometries, *, stat: Stat | Sequence[Stat] = "mean",
         raise ValueError(f"stat={stat!r}: choose among {list(STATS)}")
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}: choose one of {list(WEIGHTS)}")
-    _require_dependencies()
+    require_dependencies()
     from .geometries import in_crs, in_lonlat, read_polygons
     from .overlap import GridCells, grid_parts
 
