@@ -43,7 +43,7 @@ SHAPE = [(-1.1, -0.9), (1.3, -1.2), (0.9, 0.4), (1.2, 1.1), (-0.8, 1.0), (-1.1, 
 
 def polygon_at(lat: float):
     """The test pentagon centred at (20.13 E, lat), shapes squeezed to stay below 90."""
-    xy = np.array(SHAPE) + [20.13, lat + 0.07]
+    xy = np.array(SHAPE) + np.array([20.13, lat + 0.07])
     xy[:, 1] = np.minimum(xy[:, 1], 89.9)
     return shapely.Polygon(xy)
 
@@ -59,8 +59,8 @@ def regional_grid(polygon, resolution: float) -> GridCells:
 
 def xsatclip_weights(polygon, grid) -> np.ndarray:
     ny, nx = grid.shape
-    owner, row, col, w = block_weights(np.array([polygon]), np.zeros(1, int), grid, (0, ny),
-                                       (0, nx), "area")
+    _, row, col, w = block_weights(np.array([polygon]), np.zeros(1, int), grid, (0, ny),
+                                   (0, nx), "area")
     out = np.zeros((ny, nx))
     out[row, col] = w
     return out

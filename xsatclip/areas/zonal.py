@@ -30,6 +30,7 @@ STATS = ("mean", "std", "count")
 WEIGHTS = ("area", "coverage")
 DEFAULT_BLOCK = 256  # cells along each axis of a block of an in-memory grid
 EMBEDDING_DIM = "embedding"
+VARIABLE = "embeddings"  # a cube's data variable (xsatclip.cube.VARIABLE; no torch import here)
 
 
 class NotAnEmbeddingGridError(XSatclipError, ValueError):
@@ -115,9 +116,9 @@ def zonal(embeddings, geometries, *, stat: Stat | Sequence[Stat] = "mean",
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:
     """The embedding DataArray of ``cube``, with a Dataset's attrs merged in."""
-    from ..cube import VARIABLE, open_cube
-
     if not isinstance(cube, (xr.Dataset, xr.DataArray)):
+        from ..cube import open_cube
+
         cube = open_cube(cube, storage_options=storage_options)
     if isinstance(cube, xr.Dataset):
         if VARIABLE not in cube:
@@ -143,6 +144,7 @@ def _blocks(emb: xr.DataArray, dims: tuple[str, str]):
 def _reduce(emb, dims, grid, parts, owners, n, weights, workers):
     """Running sums over all blocks, and each polygon's total weight."""
     import shapely
+    from dask.local import get_sync
 
     from .accumulate import Sums
     from .overlap import block_weights
@@ -163,7 +165,8 @@ def _reduce(emb, dims, grid, parts, owners, n, weights, workers):
         values = emb.isel({ydim: slice(*r), xdim: slice(*c)}).transpose(ydim, xdim,
                                                                          EMBEDDING_DIM)
         data = values.data
-        data = data.compute(scheduler="synchronous") if hasattr(data, "dask") else data
+        if hasattr(data, "dask"):  # a callable scheduler: dask then never imports
+            data = data.compute(scheduler=get_sync)  # distributed from several threads at once
         cell = ((grid.array_index(0, row) - r[0]) * (c[1] - c[0])
                 + grid.array_index(1, col) - c[0])
         return np.asarray(data).reshape(-1, emb.sizes[EMBEDDING_DIM]), cell, owner, w
