@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import dask
+import dask.base
 import geopandas
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from xsatclip.cli import main
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, golden_dir):
     model = xsatclip.load_model(golden_dir / "satclip-tiny-l10.ckpt", device="cpu")
+    # dask.distributed imported once here: precompute's threads may otherwise race to
+    # import it first (dask's get_scheduler does) and fail with a circular ImportError.
+    dask.base.get_scheduler(scheduler="threads")
     with dask.config.set(num_workers=2):
         return cube.precompute(tmp_path_factory.mktemp("zonal") / "cube.zarr", resolution=10.0,
                                model=model, chunks=3, progress=False)
