@@ -20,7 +20,7 @@ import zarr
 import xsatclip
 from xsatclip.areas import zonal
 from xsatclip.areas.geometries import InvalidGeometryError
-from xsatclip.areas.overlap import spherical_areas
+from xsatclip.areas.overlap import GridCells, block_weights, spherical_areas
 from xsatclip.areas.spherical import EARTH_RADIUS_M, cell_areas, ring_areas
 from xsatclip.areas.zonal import NotAnEmbeddingGridError
 from xsatclip.errors import InvalidCoordinatesError, MissingDependencyError
@@ -98,6 +98,54 @@ def test_cell_areas_tile_the_sphere():
     assert areas.sum() * 1440 == pytest.approx(4 * np.pi * EARTH_RADIUS_M**2, rel=1e-13)
     assert areas[0] == pytest.approx(float(_segment_integral(
         [(0, -90), (0.25, -90), (0.25, -89.75), (0, -89.75), (0, -90)])), rel=1e-13)
+
+
+def _star(rng, x, y, radius, holes=False):
+    """A random star-shaped polygon around (x, y), with a star-shaped hole if ``holes``."""
+    angle = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 40))))
+    reach = radius * rng.uniform(0.3, 1.0, angle.size)
+    shell = np.column_stack([x + reach * np.cos(angle), y + reach * np.sin(angle)])
+    hole = shell[::3] * 0.2 + np.array([x, y]) * 0.8 if holes and angle.size > 9 else None
+    return shapely.make_valid(shapely.Polygon(shell, None if hole is None else [hole]))
+
+
+@pytest.mark.parametrize("spherical", [True, False])
+def test_cell_weights_equal_geos_clipping_cell_by_cell(spherical):
+    """The Green's-theorem kernel against an independent computation: GEOS (shapely)
+    clips the polygon to every cell, the closed forms measure each piece. Irregular grid
+    lines, holes, multipolygons, edges and vertices on grid lines, the poles."""
+    rng = np.random.default_rng(7)
+    lat = np.sort(np.r_[-89.7, rng.uniform(-89, 89, 70), 89.6])  # irregular rows
+    lon = np.arange(-179.0, 180.0, 2.0)
+    grid = GridCells.from_centres(lat, lon, None, ("lat", "lon"))
+    ye, xe = grid.y_edges, grid.x_edges
+    polygons = [_star(rng, *rng.uniform([-170, -80], [170, 80]), rng.uniform(1, 15),
+                      holes=bool(i % 2)) for i in range(40)]
+    polygons += [shapely.box(xe[10], ye[20], xe[14], ye[23]),  # edges on grid lines
+                 shapely.Polygon([(xe[30], ye[5]), (xe[33], ye[9]), (xe[30], ye[9])]),
+                 shapely.MultiPolygon([shapely.box(0.5, 0.5, 3, 3), shapely.box(3, 0, 7, 1)]),
+                 shapely.Polygon([(-180, 80), (180, 80), (180, 90), (-180, 90)]),
+                 SOUTH_CAP]
+    polygons = np.array([p for p in polygons if not p.is_empty], dtype=object)
+    owner, row, col, w = block_weights(polygons, np.arange(polygons.size), grid,
+                                       (0, grid.shape[0]), (0, grid.shape[1]),
+                                       "area" if spherical else "coverage")
+    got = np.zeros((polygons.size, *grid.shape))
+    got[owner, row, col] = w
+    expected = np.zeros_like(got)
+    for i, polygon in enumerate(polygons):
+        west, south, east, north = polygon.bounds
+        rows = np.flatnonzero((ye[1:] >= south) & (ye[:-1] <= north))
+        cols = np.flatnonzero((xe[1:] >= west) & (xe[:-1] <= east))
+        r, c = (v.ravel() for v in np.meshgrid(rows, cols, indexing="ij"))
+        cells = shapely.box(xe[c], ye[r], xe[c + 1], ye[r + 1])
+        pieces = shapely.intersection(polygon, cells)
+        expected[i, r, c] = (spherical_areas(pieces) if spherical
+                             else shapely.area(pieces) / shapely.area(cells))
+    full = (cell_areas(xe[None, :-1], xe[None, 1:], ye[:-1, None], ye[1:, None]) if spherical
+            else np.ones(grid.shape))
+    np.testing.assert_allclose(got / full, expected / full, rtol=0, atol=1e-11)
+    assert ((got > 0) == (expected > 1e-12 * full)).all()  # the same cells
 
 
 # --------------------------------------------------------------------------- means

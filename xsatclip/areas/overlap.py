@@ -1,15 +1,16 @@
 """Overlap of polygons with the cells of a rectilinear grid: which cells, and how much.
 
-Clipping is GEOS's (shapely): each polygon is cut to the grid (shifted by multiples of 360
-degrees on lat/lon grids, so that polygons in either longitude convention, or across the
-dateline, land on the right cells), then to each block of cells, then to each cell it
-partly covers; cells it contains are not clipped. The area of each piece is then
+GEOS (shapely) cuts each polygon to the grid (shifted by multiples of 360 degrees on lat/lon
+grids, so that polygons in either longitude convention, or across the dateline, land on the
+right cells), then to each block of cells; :mod:`.cells` then measures the overlap of each
+piece with each cell exactly, from the piece's edges alone. The weight of a cell is
 
-- on lat/lon grids, the exact area on the sphere of the piece, edges straight in lon/lat
-  (:mod:`.spherical`): the same figure for a cell whether the polygon covers it or not;
-- on projected grids, the piece's area in the grid's CRS divided by the projection's areal
-  scale factor at the cell's centre (pyproj): exact for equal-area projections, otherwise
-  as accurate as the scale factor is constant across one cell.
+- on lat/lon grids, the exact area on the sphere of its overlap, edges straight in lon/lat
+  (the closed forms of :mod:`.spherical`): the same figure for a cell whether the polygon
+  covers it or not;
+- on projected grids, the overlap's area in the grid's CRS divided by the projection's
+  areal scale factor at the cell's centre (pyproj): exact for equal-area projections,
+  otherwise as accurate as the scale factor is constant across one cell.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pyproj
 import shapely
 
 from ..errors import InvalidCoordinatesError
-from .spherical import cell_areas, ring_areas
+from .cells import cell_overlaps
+from .spherical import EARTH_RADIUS_M, ring_areas
 
 Weights = Literal["area", "coverage"]
 
@@ -114,52 +116,37 @@ def block_weights(parts: np.ndarray, owners: np.ndarray, grid: GridCells, rows: 
     """Overlap of ``parts`` with the cells of one block (sorted index ranges ``rows``,
     ``cols``): ``owner, row, col, weight`` (m,) arrays, one entry per polygon and cell with
     positive overlap; ``row``/``col`` are sorted cell indices; ``weight`` is the overlap area
-    (m^2) or, for ``"coverage"``, the fraction of the cell covered."""
+    (m^2) or, for ``"coverage"``, the fraction of the cell covered. GEOS cuts the parts to
+    the block; :mod:`.cells` measures each cell's share exactly."""
     ye = grid.y_edges[rows[0]:rows[1] + 1]
     xe = grid.x_edges[cols[0]:cols[1] + 1]
     pieces = shapely.intersection(parts, shapely.box(xe[0], ye[0], xe[-1], ye[-1]))
-    keep = shapely.area(pieces) > 0
-    pieces, owners = pieces[keep], owners[keep]
-    bounds = shapely.bounds(pieces)
-    ny, nx = ye.size - 1, xe.size - 1
-    r0 = np.clip(np.searchsorted(ye, bounds[:, 1], "right") - 1, 0, ny - 1)
-    r1 = np.clip(np.searchsorted(ye, bounds[:, 3], "left"), r0 + 1, ny)
-    c0 = np.clip(np.searchsorted(xe, bounds[:, 0], "right") - 1, 0, nx - 1)
-    c1 = np.clip(np.searchsorted(xe, bounds[:, 2], "left"), c0 + 1, nx)
-    width = c1 - c0
-    counts = (r1 - r0) * width
-    piece = np.repeat(np.arange(pieces.size), counts)
-    offset = np.arange(piece.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    r = r0[piece] + offset // width[piece]
-    c = c0[piece] + offset % width[piece]
-    cells = shapely.box(xe[c], ye[r], xe[c + 1], ye[r + 1])
-    shapely.prepare(pieces)
-    inside = shapely.contains_properly(pieces[piece], cells)
-    partial = np.flatnonzero(~inside)
-    partial = partial[shapely.intersects(pieces[piece[partial]], cells[partial])]
-    overlap = shapely.intersection(pieces[piece[partial]], cells[partial])
-
-    w = np.zeros(piece.size)
-    full = _cell_measure(grid, xe, ye, r, c, weights)
-    w[inside] = full[inside]
-    if grid.crs is None and weights == "area":
-        w[partial] = spherical_areas(overlap)
+    polygons, index = shapely.get_parts(pieces, return_index=True)
+    polygons, inner = shapely.get_parts(polygons, return_index=True)  # nested collections
+    keep = (shapely.get_type_id(polygons) == 3) & (shapely.area(polygons) > 0)
+    polygons, owner = shapely.orient_polygons(polygons[keep]), owners[index[inner][keep]]
+    rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    ring_start = np.r_[0, np.cumsum(np.bincount(ring, minlength=rings.size))]
+    spherical = grid.crs is None and weights == "area"
+    piece, r, c, area = cell_overlaps(xy[:, 0], xy[:, 1], ring_start, ring_polygon,
+                                      polygons.size, xe, ye, spherical=spherical)
+    if spherical:
+        w = area * EARTH_RADIUS_M**2
     else:
         cell = (xe[c + 1] - xe[c]) * (ye[r + 1] - ye[r])
-        w[partial] = shapely.area(overlap) / cell[partial] * full[partial]
+        w = area / cell * _cell_measure(grid, xe, ye, r, c, weights)
     # one entry per (polygon, cell): parts of a MultiPolygon may share a cell
-    key, where = np.unique((owners[piece] * ny + r) * nx + c, return_inverse=True)
+    ny, nx = ye.size - 1, xe.size - 1
+    key, where = np.unique((owner[piece] * ny + r) * nx + c, return_inverse=True)
     total = np.bincount(where, w, key.size)
-    key, total = key[total > 0], total[total > 0]
-    return (key // (ny * nx), (key // nx) % ny + rows[0], key % nx + cols[0], total)
+    return key // (ny * nx), (key // nx) % ny + rows[0], key % nx + cols[0], total
 
 
 def _cell_measure(grid: GridCells, xe, ye, r, c, weights: Weights) -> np.ndarray:
-    """What a whole cell weighs: its area in m^2, or 1 for ``"coverage"``."""
+    """What a whole cell of a projected grid weighs (m^2), or 1 for ``"coverage"``."""
     if weights == "coverage":
         return np.ones(r.size)
-    if grid.crs is None:
-        return cell_areas(xe[c], xe[c + 1], ye[r], ye[r + 1])
     unit = grid.crs.axis_info[0].unit_conversion_factor  # metres per CRS unit
     proj = pyproj.Proj(grid.crs)
     lon, lat = proj((xe[c] + xe[c + 1]) / 2, (ye[r] + ye[r + 1]) / 2, inverse=True)

@@ -45,8 +45,8 @@ def require_dependencies() -> None:
     except ImportError as exc:
         raise MissingDependencyError(f"xsatclip.zonal needs shapely, geopandas and xvec: "
                                      f"pip install 'xsatclip[zonal]' ({exc})") from None
-    if int(shapely.__version__.split(".")[0]) < 2:
-        raise MissingDependencyError(f"xsatclip.zonal needs shapely >= 2, found "
+    if tuple(map(int, shapely.__version__.split(".")[:2])) < (2, 1):
+        raise MissingDependencyError(f"xsatclip.zonal needs shapely >= 2.1, found "
                                      f"{shapely.__version__}: pip install 'xsatclip[zonal]'")
 
 
