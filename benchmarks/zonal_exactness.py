@@ -8,7 +8,8 @@ weights are compared with xsatclip's (the exact overlap area on the sphere, edge
 in lon/lat; checked here against the area of the densified polygon from pyproj's geodesic
 area on the same sphere):
 
-* ``xsatclip``: ``xsatclip.areas`` (shapely clipping, closed-form spherical areas);
+* ``xsatclip``: ``xsatclip.areas`` (GEOS cuts to blocks, then each cell's share from the
+  polygon's edges by Green's theorem, closed forms);
 * ``exactextract area``: exactextract's coverage fractions times its spherical cell areas
   (``coverage(coverage_weight=area_spherical_m2)``), its most exact weighting. Its cells
   are those of a sphere of radius 6378137 m (the WGS84 semi-major axis) held in float32;
