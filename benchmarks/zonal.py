@@ -52,7 +52,7 @@ def random_polygons(n: int, seed: int = 0):
     tenth is special: two pole caps and a dateline crossing in the first three tenths."""
     import shapely
 
-    from xsatclip.spatial import uniform_on_sphere
+    from xsatclip.raster.geometry import uniform_on_sphere
 
     rng = np.random.default_rng(seed)
     lon, lat = uniform_on_sphere(rng, n)

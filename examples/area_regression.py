@@ -95,7 +95,7 @@ def draw_maps(path: Path, counties, target: str, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("example_output"))
+    parser.add_argument("--out", type=Path, default=Path("example_output") / "area_regression")
     parser.add_argument("--resolution", type=float, default=0.05,
                         help="grid cell size in degrees (default 0.05)")
     parser.add_argument("--target", default="PctPov", help="census column (default PctPov)")

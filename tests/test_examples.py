@@ -184,11 +184,11 @@ def test_area_regression(runs):
     assert np.isfinite(counties.predicted).all()
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["counties"] == 159 and metrics["model"] == "satclip-tiny-l10"
+    assert metrics["counties"] == 159 and metrics["model"] == "bluemarble-l10"
     assert metrics["blocks"] == counties.block.nunique() > 5
     assert metrics["r2_area_mean"] == pytest.approx(
         r2_score(counties.PctPov, counties.predicted), rel=1e-9)
-    # Poverty rates vary across Georgia in broad regions: even the tiny model's smooth
+    # Poverty rates vary across Georgia in broad regions: even the level-10 model's smooth
     # embeddings beat the training-fold mean under blocked folds.
     assert metrics["r2_training_mean"] < 0 < metrics["r2_area_mean"]
     assert f"out-of-fold R2 {metrics['r2_area_mean']:.3f} with area means" in stdout

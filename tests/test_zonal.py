@@ -23,7 +23,7 @@ from xsatclip.areas.geometries import InvalidGeometryError
 from xsatclip.areas.overlap import GridCells, block_weights, spherical_areas
 from xsatclip.areas.spherical import EARTH_RADIUS_M, cell_areas, ring_areas
 from xsatclip.areas.zonal import NotAnEmbeddingGridError
-from xsatclip.errors import InvalidCoordinatesError, MissingDependencyError
+from xsatclip.errors import InvalidCoordinatesError, InvalidOptionError, MissingDependencyError
 
 # float64 throughout. The same cells summed in another order (another grid convention,
 # shifted or split polygons) agree to rounding: 1e-12 on values of order 1.
@@ -435,9 +435,9 @@ def test_errors_name_the_problem():
     with pytest.raises(InvalidCoordinatesError, match=r"latitudes must be .* within \[-90, "
                                                       r"90\] degrees; found 5e\+06 .. 5.1e\+06"):
         zonal(field, [shapely.box(300_000, 5_000_000, 310_000, 5_100_000)])  # UTM, no crs=
-    with pytest.raises(ValueError, match=r"stat='median': choose among \['mean', 'std'"):
+    with pytest.raises(InvalidOptionError, match=r"stat='median': choose among \['mean', 'std'"):
         zonal(field, [box], stat="median")
-    with pytest.raises(ValueError, match=r"weights='cells': choose one of \['area'"):
+    with pytest.raises(InvalidOptionError, match=r"weights='cells': choose one of \['area'"):
         zonal(field, [box], weights="cells")
     with pytest.raises(InvalidCoordinatesError, match="'lat' has 1 cell"):
         zonal(field.isel(lat=[0]), [box])
@@ -447,5 +447,6 @@ def test_missing_dependency_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "xvec", None)  # import xvec now raises ImportError
-    with pytest.raises(MissingDependencyError, match=r"pip install 'xsatclip\[zonal\]'"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"needs the 'zonal' extra: pip install 'xsatclip\[zonal\]'"):
         zonal(_field(10.0), [shapely.box(0, 0, 1, 1)])

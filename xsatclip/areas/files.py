@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..errors import InputNotFoundError, InvalidOptionError, missing_dependency
 from .zonal import Stat, require_dependencies, zonal
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ TABLE_FORMATS = {".parquet": "parquet", ".geoparquet": "parquet", ".csv": "csv"}
 def _format(path: str, formats: dict[str, str], what: str) -> str:
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in formats:
-        raise ValueError(f"{path}: unknown {what} format {ext!r}; use one of "
+        raise InvalidOptionError(f"{path}: unknown {what} format {ext!r}; use one of "
                          f"{', '.join(sorted(formats))}")
     return formats[ext]
 
@@ -41,13 +41,12 @@ def read_polygon_file(path: str, layer: str | None = None):
 
     kind = _format(path, POLYGON_FORMATS, "polygon file")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"polygon file {path} does not exist")
+        raise InputNotFoundError(f"polygon file {path} does not exist")
     if kind == "parquet":
         try:
             return geopandas.read_parquet(path)
         except ImportError as exc:
-            raise MissingDependencyError(f"GeoParquet needs pyarrow: pip install pyarrow "
-                                         f"({exc})") from None
+            raise missing_dependency("GeoParquet", "parquet", exc) from None
     return geopandas.read_file(path, layer=layer)
 
 
@@ -70,7 +69,8 @@ def statistics_table(result, table, stats: Sequence[Stat]):
                             for i, column in enumerate(np.asarray(values.values).T)})
     clash = sorted(set(columns) & set(map(str, table.columns)))
     if clash:
-        raise ValueError(f"the polygons already have columns {clash}; rename them first")
+        raise InvalidOptionError(f"the polygons already have columns {clash}; rename them "
+                                 "first")
     added = pd.DataFrame(columns, index=table.index)
     return pd.concat([table, added], axis=1)
 
@@ -91,6 +91,5 @@ def zonal_file(store: str, polygons: str, out: str, *, stat: Stat | Sequence[Sta
         try:
             table.to_parquet(out, index=False)
         except ImportError as exc:
-            raise MissingDependencyError(f"GeoParquet needs pyarrow: pip install pyarrow "
-                                         f"({exc})") from None
+            raise missing_dependency("GeoParquet", "parquet", exc) from None
     return len(table)

@@ -20,7 +20,7 @@ import pyproj
 import shapely
 
 from ..errors import InvalidCoordinatesError, XSatclipError
-from ..spatial import WGS84
+from ..raster.coords import WGS84
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 SHOWN = 5  # offending geometries named in an error message

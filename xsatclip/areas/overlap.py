@@ -95,7 +95,8 @@ def grid_parts(geometries: np.ndarray, grid: GridCells) -> tuple[np.ndarray, np.
     else:
         low = high = np.zeros(len(geometries), int)
         shifts = range(1)
-    parts, owners = [], []
+    pieces: list[np.ndarray] = [np.empty(0, object)]
+    indices: list[np.ndarray] = [np.empty(0, int)]
     for k in shifts:
         owner = np.flatnonzero((low <= k) & (k <= high))
         moved = geometries[owner]
@@ -104,9 +105,9 @@ def grid_parts(geometries: np.ndarray, grid: GridCells) -> tuple[np.ndarray, np.
         b = bounds[owner] + [360.0 * k, 0, 360.0 * k, 0]
         outside = (b[:, 0] < x0) | (b[:, 1] < y0) | (b[:, 2] > x1) | (b[:, 3] > y1)
         moved[outside] = shapely.intersection(moved[outside], extent)
-        parts.append(moved)
-        owners.append(owner)
-    parts, owners = np.concatenate(parts or [[]]), np.concatenate(owners or [[]]).astype(int)
+        pieces.append(moved)
+        indices.append(owner)
+    parts, owners = np.concatenate(pieces), np.concatenate(indices)
     keep = shapely.area(parts) > 0
     return parts[keep], owners[keep]
 
@@ -145,7 +146,7 @@ def block_weights(parts: np.ndarray, owners: np.ndarray, grid: GridCells, rows: 
 
 def _cell_measure(grid: GridCells, xe, ye, r, c, weights: Weights) -> np.ndarray:
     """What a whole cell of a projected grid weighs (m^2), or 1 for ``"coverage"``."""
-    if weights == "coverage":
+    if weights == "coverage" or grid.crs is None:  # lat/lon area weights: .cells measures
         return np.ones(r.size)
     unit = grid.crs.axis_info[0].unit_conversion_factor  # metres per CRS unit
     proj = pyproj.Proj(grid.crs)

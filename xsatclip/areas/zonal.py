@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import xarray as xr
 
-from ..errors import InvalidCoordinatesError, MissingDependencyError, XSatclipError
-from ..spatial import find_spatial_coords
+from ..errors import (
+    InvalidCoordinatesError,
+    InvalidOptionError,
+    XSatclipError,
+    check_choice,
+    missing_dependency,
+)
+from ..raster.coords import find_spatial_coords
 
 if TYPE_CHECKING:
     from .overlap import Weights
@@ -43,11 +49,11 @@ def require_dependencies() -> None:
         import shapely
         import xvec  # noqa: F401  (registers .xvec)
     except ImportError as exc:
-        raise MissingDependencyError(f"xsatclip.zonal needs shapely, geopandas and xvec: "
-                                     f"pip install 'xsatclip[zonal]' ({exc})") from None
+        raise missing_dependency("xsatclip.zonal (shapely, geopandas, xvec)", "zonal",
+                                 exc) from None
     if tuple(map(int, shapely.__version__.split(".")[:2])) < (2, 1):
-        raise MissingDependencyError(f"xsatclip.zonal needs shapely >= 2.1, found "
-                                     f"{shapely.__version__}: pip install 'xsatclip[zonal]'")
+        raise missing_dependency(f"xsatclip.zonal (shapely >= 2.1, found "
+                                 f"{shapely.__version__})", "zonal")
 
 
 def zonal(embeddings, geometries, *, stat: Stat | Sequence[Stat] = "mean",
@@ -87,9 +93,8 @@ def zonal(embeddings, geometries, *, stat: Stat | Sequence[Stat] = "mean",
     stats = (stat,) if isinstance(stat, str) else tuple(stat)
     unknown = [s for s in stats if s not in STATS]
     if unknown or not stats:
-        raise ValueError(f"stat={stat!r}: choose among {list(STATS)}")
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights={weights!r}: choose one of {list(WEIGHTS)}")
+        raise InvalidOptionError(f"stat={stat!r}: choose among {list(STATS)}")
+    check_choice("weights", weights, WEIGHTS)
     require_dependencies()
     from .geometries import in_crs, in_lonlat, read_polygons
     from .overlap import GridCells, grid_parts
@@ -175,7 +180,7 @@ def _reduce(emb, dims, grid, parts, owners, n, weights, workers):
     weight_sums = np.zeros(n)
     workers = workers or _default_workers()
     with ThreadPoolExecutor(workers) as pool:
-        pending = deque()
+        pending: deque = deque()
         for r, c in _blocks(emb, dims):
             pending.append(pool.submit(block, r, c))
             if len(pending) >= 2 * workers:
@@ -213,13 +218,13 @@ def _result(emb, polygons, stats, sums, weight_sums, weights) -> xr.DataArray:
             arrays.append(xr.DataArray(made[s](), dims=("geometry", EMBEDDING_DIM)))
     result = arrays[0] if len(arrays) == 1 else xr.concat(
         arrays, dim=xr.DataArray(np.array(stats), dims="zonal_statistics", name="zonal_statistics"))
-    coords = {"geometry": ("geometry", polygons.geometries),
+    coords: dict[str, tuple] = {"geometry": ("geometry", polygons.geometries),
               weights: ("geometry", weight_sums,
                         {"units": "m2" if weights == "area" else "cells",
                          "long_name": "overlap with the grid's cells"})}
     if EMBEDDING_DIM in result.dims:
-        coords[EMBEDDING_DIM] = (emb[EMBEDDING_DIM].values if EMBEDDING_DIM in emb.coords
-                                 else np.arange(size))
+        coords[EMBEDDING_DIM] = (EMBEDDING_DIM, emb[EMBEDDING_DIM].values
+                                 if EMBEDDING_DIM in emb.coords else np.arange(size))
     if polygons.index is not None:
         coords[polygons.index.name or "index"] = ("geometry", polygons.index.to_numpy())
     result = result.assign_coords(coords).xvec.set_geom_indexes("geometry", crs=polygons.crs)
