@@ -25,6 +25,7 @@ RUNS = {  # example: small-size arguments (the model is added: the bundled L10)
     "regression_map": ["--cell-km", "30"],
     "sample_cube": ["--resolution", "10", "--points", "200"],
     "maps": ["--resolution", "10", "--points", "600"],
+    "area_regression": ["--resolution", "0.5"],
 }
 # Examples that train their own model at a small size (no --model added).
 TRAINING_RUNS = {
@@ -165,3 +166,40 @@ def test_geolocate(runs):
     assert image.shape == (540, 1000, 4) and image[..., :3].std() > 0.1
     assert f"{metrics['queries']} held-out patches" in stdout
     assert f"median error {located['median_error_km']:.0f} km" in stdout
+
+
+def test_area_regression(runs):
+    import geopandas
+    import matplotlib.image
+    from libpysal import examples
+    from sklearn.metrics import r2_score
+
+    out, stdout = runs["area_regression"]
+    counties = geopandas.read_file(out / "predictions.gpkg")
+    assert len(counties) == 159 and counties.crs.to_epsg() == 26916
+    shipped = geopandas.read_file(examples.get_path("G_utm.shp"))
+    np.testing.assert_array_equal(counties.PctPov, shipped.PctPov)  # rows kept in order
+    assert sorted(counties.fold.unique()) == [0, 1, 2, 3, 4]
+    assert (counties.groupby("block").fold.nunique() == 1).all()  # blocks dealt whole
+    assert np.isfinite(counties.predicted).all()
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counties"] == 159 and metrics["model"] == "bluemarble-l10"
+    assert metrics["blocks"] == counties.block.nunique() > 5
+    assert metrics["r2_area_mean"] == pytest.approx(
+        r2_score(counties.PctPov, counties.predicted), rel=1e-9)
+    # Poverty rates vary across Georgia in broad regions: even the level-10 model's smooth
+    # embeddings beat the training-fold mean under blocked folds.
+    assert metrics["r2_training_mean"] < 0 < metrics["r2_area_mean"]
+    assert f"out-of-fold R2 {metrics['r2_area_mean']:.3f} with area means" in stdout
+    # County areas from the zonal weights: those of the WGS84 ellipsoid within 1% (the
+    # weights are on the authalic sphere).
+    geod = pyproj.Geod(ellps="WGS84")
+    ellipsoidal = [abs(geod.geometry_area_perimeter(g)[0]) for g in shipped.set_crs(
+        26916).to_crs(4326).geometry]
+    assert metrics["county_area_km2_median"] == pytest.approx(np.median(ellipsoidal) / 1e6,
+                                                              rel=0.01)
+
+    image = matplotlib.image.imread(out / "area_regression.png")
+    assert image.shape == (550, 1000, 4)
+    assert image[..., :3].std() > 0.1

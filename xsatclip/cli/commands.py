@@ -111,6 +111,15 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_zonal(args) -> int:
+    from ..areas.files import zonal_file
+
+    rows = zonal_file(args.store, args.polygons, args.out, stat=args.stat,
+                      weights=args.weights, layer=args.layer)
+    print(f"{args.out}: {rows} polygons", file=sys.stderr)
+    return 0
+
+
 def cmd_embed_points(args) -> int:
     from ..model import resolve_model
 

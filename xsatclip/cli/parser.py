@@ -84,6 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help=".csv or .parquet (default: CSV on stdout)")
     p.set_defaults(func=commands.cmd_sample)
 
+    p = sub.add_parser("zonal", help="area-weighted embeddings of a cube over polygons",
+                       description="Mean (and std, count) of a cube's embeddings over each "
+                                   "polygon, cells weighted by their overlap area on the "
+                                   "sphere (needs the zonal extra).")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--polygons", required=True, metavar="FILE",
+                   help=".gpkg, .geojson, .shp, .fgb or .parquet (GeoParquet), any CRS")
+    p.add_argument("--layer", help="layer of a multi-layer file (GeoPackage)")
+    p.add_argument("--out", required=True, metavar="FILE", help=".parquet (GeoParquet, with "
+                   "the polygons) or .csv (no geometry); attribute columns kept")
+    p.add_argument("--stat", nargs="+", choices=("mean", "std", "count"), default=["mean"],
+                   help="columns e0.. (mean), std_e0.., count (default mean)")
+    p.add_argument("--weights", choices=("area", "coverage"), default="area",
+                   help="overlap area on the sphere, or covered fraction of each cell "
+                        "(default area)")
+    p.set_defaults(func=commands.cmd_zonal)
+
     p = sub.add_parser("embed-points", help="exact embeddings of points (runs the model)",
                        description="Run the location encoder at points given as a CSV or "
                                    "Parquet table with lon and lat columns. Output columns: "
