@@ -17,21 +17,20 @@ from dask.callbacks import Callback
 import xsatclip
 from xsatclip.errors import MissingCRSError
 from xsatclip.geolocation import (
-    EARTH_RADIUS_KM,
     LOGIT_SCALE_ATTR,
     GeolocationError,
     cell_areas,
     encode_patches,
-    great_circle_km,
     locate,
     recall_vs_area,
     top_k,
 )
 from xsatclip.raster.geometry import uniform_on_sphere
+from xsatclip.sphere import AUTHALIC_RADIUS_KM, MEAN_RADIUS_KM, great_circle_km
 from xsatclip.training import TrainConfig, train
 from xsatclip.training.pairs import PatchSampler
 
-SPHERE_KM2 = 4 * math.pi * EARTH_RADIUS_KM**2  # R = 6371.0088 km: 5.1006e8 km²
+SPHERE_KM2 = 4 * math.pi * AUTHALIC_RADIUS_KM**2  # R = 6371.007181 km: 5.1007e8 km²
 UTM33 = pyproj.CRS.from_epsg(32633)
 
 
@@ -80,7 +79,7 @@ def test_cell_areas_sum_to_the_sphere(resolution, bbox):
     assert float(areas.sum()) == pytest.approx(SPHERE_KM2, rel=1e-12)
     # The cap north of 60 degrees (edges fall on 60 for both resolutions): 2 pi R² (1 - sin 60).
     cap = float(areas.where(areas.lat > 60).sum())
-    expected = 2 * math.pi * EARTH_RADIUS_KM**2 * (1 - math.sin(math.radians(60)))
+    expected = 2 * math.pi * AUTHALIC_RADIUS_KM**2 * (1 - math.sin(math.radians(60)))
     assert cap == pytest.approx(expected, rel=1e-12)
     # South-up storage: the same areas, reversed.
     flipped = cell_areas(xsatclip.grid(resolution, bbox=bbox).isel(lat=slice(None, None, -1)))
@@ -295,7 +294,7 @@ def test_recall_vs_area_by_hand_with_ties():
     template = xsatclip.grid(10.0, bbox=(0, 0, 30, 20))
     p = np.array([[0.1, 0.3, 0.1], [0.2, 0.1, 0.2]])
     prob = xr.DataArray(p, dims=("lat", "lon"), coords=template.coords)
-    r2 = EARTH_RADIUS_KM**2 * math.radians(10.0)
+    r2 = AUTHALIC_RADIUS_KM**2 * math.radians(10.0)
     north, south = (r2 * (math.sin(math.radians(20)) - math.sin(math.radians(10))),
                     r2 * math.sin(math.radians(10)))
     lon = np.array([15.0, 25.0, 5.0, 15.0, 25.0, 45.0, 365.0])  # 365 = 5 in 0..360
@@ -337,7 +336,7 @@ def test_recall_of_an_uninformative_map_is_the_area_fraction():
     rva = recall_vs_area(random_maps, lon, lat, areas_km2=fractions * SPHERE_KM2)
     np.testing.assert_allclose(rva.recall.values, fractions, atol=0.037)
     # Random guessing: the median great-circle error is a quarter of the circumference.
-    assert float(rva.median_error_km) == pytest.approx(math.pi * EARTH_RADIUS_KM / 2, rel=0.06)
+    assert float(rva.median_error_km) == pytest.approx(math.pi * MEAN_RADIUS_KM / 2, rel=0.06)
 
 
 def test_a_map_peaked_at_the_truth_needs_only_its_cell():

@@ -28,6 +28,7 @@ _EXPORTS = {
     "open_cube": ".cube",
     "precompute": ".cube",
     "sample": ".sampling",
+    "zonal": ".areas",
     "predict_map": ".downstream",
     "save_model": ".model",
     "show_versions": ".versions",

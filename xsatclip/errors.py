@@ -71,6 +71,14 @@ class EvaluationError(XSatclipError, ValueError):
     """An argument of the evaluation suite is invalid; the message names it."""
 
 
+class NotAnEmbeddingGridError(XSatclipError, ValueError):
+    """The input has no ``embedding`` dim, or dims other than it and two spatial ones."""
+
+
+class InvalidGeometryError(XSatclipError, ValueError):
+    """A geometry is missing, empty, invalid, or not a polygon."""
+
+
 class GeolocationError(XSatclipError, ValueError):
     """An input of locate / recall_vs_area / augment is unusable; the message names it."""
 

@@ -19,15 +19,12 @@ import pandas as pd
 import pyproj
 import shapely
 
-from ..errors import InvalidCoordinatesError, XSatclipError
+from ..errors import InvalidCoordinatesError, InvalidGeometryError
 from ..raster.coords import WGS84
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 SHOWN = 5  # offending geometries named in an error message
 
-
-class InvalidGeometryError(XSatclipError, ValueError):
-    """A geometry is missing, empty, invalid, or not a polygon."""
 
 
 @dataclasses.dataclass(frozen=True)

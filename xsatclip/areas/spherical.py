@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Authalic radius of the WGS84 ellipsoid (the sphere of the same surface area), metres.
-EARTH_RADIUS_M = 6_371_007.181
+from ..sphere import AUTHALIC_RADIUS_KM
+
+EARTH_RADIUS_M = AUTHALIC_RADIUS_KM * 1000.0  # areas here are in m²
 SERIES_BELOW = 0.05  # radians: |h| below which sinc(h) - 1 is taken from its series
 
 
@@ -62,12 +63,3 @@ def ring_areas(lon: np.ndarray, lat: np.ndarray, ring: np.ndarray, n_rings: int,
     relative = (2 * np.cos(ref + quarter) * np.sin(quarter)
                 + np.sin(ref + 2 * quarter) * _sinc_minus_one(half))
     return np.abs(np.bincount(owner, dlon * relative, n_rings)) * radius**2
-
-
-def cell_areas(west, east, south, north, radius: float = EARTH_RADIUS_M) -> np.ndarray:
-    """Areas of lon/lat rectangles (degrees, broadcast together): ``R**2 * dlon *
-    (sin(north) - sin(south))``, written as ``2 cos(mid) sin(half)`` for precision."""
-    dlon = np.radians(np.asarray(east, np.float64) - west)
-    mid = np.radians((np.asarray(north, np.float64) + south) / 2)
-    half = np.radians((np.asarray(north, np.float64) - south) / 2)
-    return radius**2 * dlon * 2 * np.cos(mid) * np.sin(half)

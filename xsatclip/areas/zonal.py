@@ -22,7 +22,7 @@ import xarray as xr
 from ..errors import (
     InvalidCoordinatesError,
     InvalidOptionError,
-    XSatclipError,
+    NotAnEmbeddingGridError,
     check_choice,
     missing_dependency,
 )
@@ -38,9 +38,6 @@ DEFAULT_BLOCK = 256  # cells along each axis of a block of an in-memory grid
 EMBEDDING_DIM = "embedding"
 VARIABLE = "embeddings"  # a cube's data variable (xsatclip.cube.VARIABLE; no torch import here)
 
-
-class NotAnEmbeddingGridError(XSatclipError, ValueError):
-    """The input has no ``embedding`` dim, or dims other than it and two spatial ones."""
 
 
 def require_dependencies() -> None:

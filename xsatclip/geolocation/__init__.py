@@ -1,8 +1,8 @@
 """Where is this image? Location probability maps from an embedding grid, Recall vs Area,
 and retrieval-augmented (RANGE) location embeddings.
 
-- :mod:`.sphere`, :mod:`.kernels`: numeric kernels (numpy): cell areas, great-circle
-  distances, cosine similarities, ranking, retrieval means.
+- :mod:`.kernels`: numeric kernels (numpy): cosine similarities, ranking, retrieval means
+  (cell areas and great-circle distances come from :mod:`xsatclip.sphere`).
 - :mod:`.grids`: finding the embedding array, its spatial dims and cell centres.
 - :mod:`.heatmap`: :func:`locate`, :func:`top_k`.
 - :mod:`.recall`: :func:`cell_areas`, :func:`recall_vs_area`.
@@ -13,17 +13,14 @@ from ..errors import GeolocationError
 from .heatmap import LOGIT_SCALE_ATTR, locate, top_k
 from .recall import cell_areas, recall_vs_area
 from .retrieval import augment, build_gallery, encode_patches
-from .sphere import EARTH_RADIUS_KM, great_circle_km
 
 __all__ = [
-    "EARTH_RADIUS_KM",
     "LOGIT_SCALE_ATTR",
     "GeolocationError",
     "augment",
     "build_gallery",
     "cell_areas",
     "encode_patches",
-    "great_circle_km",
     "locate",
     "recall_vs_area",
     "top_k",

@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..errors import GeolocationError
 from ..raster.coords import WGS84, SpatialCoords, find_spatial_coords
-from .sphere import wrap_longitude
+from ..sphere import wrap_longitude
 
 EMBEDDING_DIM = "embedding"
 

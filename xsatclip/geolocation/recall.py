@@ -19,9 +19,15 @@ from ..errors import GeolocationError
 from ..harmonics import validate_lonlat
 from ..raster.coords import WGS84, find_spatial_coords
 from ..raster.geometry import nearest_cell
+from ..sphere import (
+    AUTHALIC_RADIUS_KM,
+    MEAN_RADIUS_KM,
+    cell_edges,
+    great_circle_km,
+    latlon_cell_areas,
+)
 from .grids import cell_lonlat, grid_dims
 from .kernels import needed_area
-from .sphere import EARTH_RADIUS_KM, cell_edges, great_circle_km, latlon_cell_areas
 
 DEFAULT_AREAS_KM2 = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7)
 
@@ -50,12 +56,12 @@ def _projected_cell_areas(obj: xr.DataArray | xr.Dataset, spatial) -> np.ndarray
 
 
 def cell_areas(obj: xr.DataArray | xr.Dataset, *,
-               radius_km: float = EARTH_RADIUS_KM) -> xr.DataArray:
+               radius_km: float = AUTHALIC_RADIUS_KM) -> xr.DataArray:
     """Area in km² of every cell of ``obj``'s grid, as a DataArray over its spatial dims.
 
-    Lat/lon grids: on a sphere of radius ``radius_km`` (default the mean Earth radius
-    6371.0088 km), ``R² Δλ (sin φ2 - sin φ1)`` between the cell edges (midpoints between
-    centres, half a cell beyond the outermost, latitudes clipped to ±90), so a global grid
+    Lat/lon grids: on a sphere of radius ``radius_km`` (default the authalic Earth radius,
+    :mod:`xsatclip.sphere`), ``R² Δλ (sin φ2 - sin φ1)`` between the cell edges (midpoints
+    between centres, half a cell beyond the outermost, latitudes clipped to ±90), so a global grid
     sums to ``4 π R²``. Projected grids: geodesic polygons through the transformed cell
     corners on the CRS's ellipsoid (``radius_km`` is not used). Curvilinear grids are
     refused: their cell corners are not known. Each axis needs at least two cells.
@@ -79,8 +85,7 @@ def cell_areas(obj: xr.DataArray | xr.Dataset, *,
 
 
 def recall_vs_area(prob_map: xr.DataArray, true_lon, true_lat, *,
-                   areas_km2=DEFAULT_AREAS_KM2,
-                   radius_km: float = EARTH_RADIUS_KM) -> xr.Dataset:
+                   areas_km2=DEFAULT_AREAS_KM2) -> xr.Dataset:
     """Recall vs Area of :func:`~xsatclip.locate` maps, and the error of their argmax.
 
     Parameters
@@ -90,7 +95,8 @@ def recall_vs_area(prob_map: xr.DataArray, true_lon, true_lat, *,
     true_lon, true_lat : the true location of each query (degrees, either longitude
         convention): scalars for one map, (N,) for a batch.
     areas_km2 : area budgets in km² (the Earth's surface is about 5.1e8 km²).
-    radius_km : sphere radius of lat/lon cell areas and of great-circle errors.
+    Cell areas use the authalic radius, great-circle errors the mean radius
+    (:mod:`xsatclip.sphere`).
 
     Returns
     -------
@@ -122,7 +128,7 @@ def recall_vs_area(prob_map: xr.DataArray, true_lon, true_lat, *,
                                f"map(s) ({extra[0] if extra else 'one map'})")
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise GeolocationError("true_lon/true_lat must be finite")
-    area = cell_areas(prob_map, radius_km=radius_km).values.ravel()
+    area = cell_areas(prob_map).values.ravel()
     ydim, xdim = spatial.dims
     values = np.asarray(prob_map.transpose(*extra, ydim, xdim).values, np.float64)
     flat = values.reshape(queries, -1)
@@ -135,7 +141,7 @@ def recall_vs_area(prob_map: xr.DataArray, true_lon, true_lat, *,
         raise GeolocationError("a map has no cell with a probability (all NaN)")
     best = np.argmax(np.where(finite, flat, -np.inf), axis=1)  # first of equal maxima
     best_lon, best_lat = cell_lonlat(prob_map, spatial, *np.divmod(best, values.shape[-1]))
-    error = great_circle_km(lon, lat, best_lon, best_lat, radius_km)
+    error = great_circle_km(lon, lat, best_lon, best_lat, MEAN_RADIUS_KM)
     query_dim = extra[0] if extra else "query"
     query_coord = (prob_map[query_dim].values if query_dim in prob_map.coords
                    else np.arange(queries))
@@ -150,5 +156,5 @@ def recall_vs_area(prob_map: xr.DataArray, true_lon, true_lat, *,
         coords={"area_km2": budgets, query_dim: query_coord,
                 "true_lon": (query_dim, lon), "true_lat": (query_dim, lat)},
         attrs={"ties": "storage order (row-major over the spatial dims)",
-               "radius_km": radius_km},
+               "area_radius_km": AUTHALIC_RADIUS_KM, "distance_radius_km": MEAN_RADIUS_KM},
     )
