@@ -4,10 +4,13 @@ How it is written
 -----------------
 GDAL's COG driver only copies a finished dataset, and rasterio buffers a direct ``driver="COG"``
 write in memory (the whole raster). So the cube is first written window by window (the
-store's shards or chunks) into an uncompressed tiled GeoTIFF beside the output, which GDAL then
-copies into the COG (ZSTD with the floating-point predictor, ``average`` overviews, BigTIFF
-when needed) and which is deleted afterwards: memory stays at one window plus GDAL's block
-cache, whatever the cube's size, at the cost of a temporary file as large as the raster.
+store's shards or chunks) into an uncompressed, tiled, band-interleaved GeoTIFF beside the
+output (GDAL computes the average overviews of a pixel-interleaved one several times slower),
+which GDAL then copies into the COG (ZSTD with the floating-point predictor, ``average``
+overviews, BigTIFF when needed) and which is deleted afterwards. Memory stays at one window,
+GDAL's block cache (capped at :data:`GDAL_CACHE_BYTES`) and GDAL's overview buffers (a few
+rows of tiles across all bands), whatever the cube's height, at the cost of a temporary file
+as large as the raster.
 
 Values
 ------
@@ -39,7 +42,7 @@ from ..errors import InvalidOptionError, OutputExistsError
 from .source import EMBEDDING_DIM, CubeLike, EmbeddingSource, grid_transform, open_source
 
 DEFAULT_BLOCKSIZE = 128
-GDAL_CACHE_MIB = 256  # GDAL's block cache while writing (its default is 5% of the RAM)
+GDAL_CACHE_BYTES = 256 * 2**20  # GDAL's block cache while writing (default: 5% of the RAM)
 TAG_PREFIXES = ("model_", "xsatclip_", "geoemb:")
 
 
@@ -111,10 +114,10 @@ def _write_staging(source: EmbeddingSource, positions: np.ndarray, path: Path,
     profile = dict(driver="GTiff", width=nx, height=ny, count=positions.size, dtype="float32",
                    crs=source.crs.to_wkt(), transform=Affine(*transform), nodata=np.nan,
                    tiled=True, blockxsize=blocksize, blockysize=blocksize,
-                   interleave="pixel", BIGTIFF="IF_NEEDED")
+                   interleave="band", BIGTIFF="IF_NEEDED")
     whole = positions.size == source.shape[0] and np.array_equal(positions,
                                                                  np.arange(positions.size))
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB), rasterio.open(path, "w", **profile) as dst:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(path, "w", **profile) as dst:
         for rows, cols in source.windows():
             values = source.read(rows, cols, None if whole else positions)
             out_rows = slice(ny - rows.stop, ny - rows.start) if flip else rows
@@ -147,7 +150,7 @@ def _copy_to_cog(staging: Path, out: Path, blocksize: int, overviews: bool) -> N
                    OVERVIEWS="AUTO" if overviews else "NONE", OVERVIEW_RESAMPLING="AVERAGE",
                    BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
             rasterio.shutil.copy(staging, out, driver="COG", **options)
     except BaseException:
         with contextlib.suppress(OSError):
