@@ -23,6 +23,7 @@ _EXPORTS = {
     "ModelConfig": ".model",
     "TrainConfig": ".training",
     "evaluate": ".evaluation",
+    "export_cog": ".cube.export",
     "grid": ".raster",
     "load_model": ".model",
     "open_cube": ".cube",

@@ -96,6 +96,48 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ..cube.export import export_cog
+
+    bands = None if args.bands is None else [b for group in args.bands for b in group]
+    print(export_cog(args.store, args.out, bands=bands, overviews=args.overviews,
+                     blocksize=args.blocksize, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_overviews(args) -> int:
+    from ..cube.overviews import build_overviews
+
+    for group in build_overviews(args.store, args.levels):
+        print(f"{args.store}: {group}")
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from ..cube import preview
+
+    image = preview.open_preview(args.store)
+    if image is None and args.write:
+        preview.build_preview(args.store)
+        image = preview.open_preview(args.store)
+        assert image is not None
+    elif image is None:
+        print(f"xsatclip: {args.store} has no stored preview: computing one (not stored; "
+              "--write stores it)", file=sys.stderr)
+        image = preview.compute_preview(args.store)
+    print(preview.render_preview(image, args.out, width=args.width))
+    return 0
+
+
+def cmd_stac(args) -> int:
+    from ..cube.stac import write_stac_item
+    from ..cube.store import store_target
+
+    write_stac_item(args.store, args.out)
+    print(args.out or store_target(args.store).url + ".stac.json")
+    return 0
+
+
 def cmd_sample(args) -> int:
     import numpy as np
 

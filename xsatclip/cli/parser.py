@@ -18,6 +18,17 @@ def _chunks(text: str):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def _bands(text: str) -> list[int]:
+    """``I`` or ``A-B`` (inclusive) embedding positions."""
+    first, _, last = text.partition("-")
+    try:
+        start, stop = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I or A-B, got {text!r}") from None
+    if not 0 <= start <= stop:
+        raise argparse.ArgumentTypeError(f"expected 0 <= A <= B, got {text!r}")
+    return list(range(start, stop + 1))
+
 
 def _add_model_options(p, *, required_help: str) -> None:
     p.add_argument("--model", metavar="M", help=required_help)
@@ -71,6 +82,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="local path or fsspec URL of the Zarr store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=commands.cmd_info)
+
+    p = sub.add_parser("export", help="write a cube as a Cloud Optimized GeoTIFF",
+                       description="Write the embeddings of a cube (or any Zarr store with an "
+                                   "'embedding' dim) as a float32 COG: one band per embedding "
+                                   "channel, average overviews, ZSTD, the cube's CRS.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("out", help="the .tif to write")
+    p.add_argument("--bands", nargs="+", type=_bands, metavar="I|A-B",
+                   help="embedding positions to export, e.g. 0-15 31 (default: all)")
+    p.add_argument("--blocksize", type=int, default=128, metavar="N",
+                   help="tile side in pixels, a multiple of 16 (default %(default)s)")
+    p.add_argument("--no-overviews", dest="overviews", action="store_false",
+                   help="no overviews")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.set_defaults(func=commands.cmd_export)
+
+    p = sub.add_parser("overviews", help="add mean-coarsened overview levels to a cube",
+                       description="Write overviews/1 .. overviews/N into the store, each the "
+                                   "2 x 2 mean of the level below, and the multiscales "
+                                   "convention block on the root group.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--levels", type=int, default=3, metavar="N",
+                   help="number of levels (default %(default)s)")
+    p.set_defaults(func=commands.cmd_overviews)
+
+    p = sub.add_parser("preview", help="render a cube's PCA preview as a PNG",
+                       description="Draw the cube's 3-band PCA preview (its preview/ group; "
+                                   "computed on the fly when it has none) as a PNG map.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--out", required=True, metavar="PNG", help="the PNG to write")
+    p.add_argument("--width", type=int, default=1200, metavar="PIXELS",
+                   help="width of the PNG (default %(default)s)")
+    p.add_argument("--write", action="store_true",
+                   help="store the preview in the cube when it has none")
+    p.set_defaults(func=commands.cmd_preview)
+
+    p = sub.add_parser("stac", help="write a STAC Item describing a cube",
+                       description="Write a STAC Item JSON (embeddings extension fields) "
+                                   "for the cube, beside it by default.")
+    p.add_argument("store", help="local path or fsspec URL of the Zarr store")
+    p.add_argument("--out", metavar="JSON", help="where to write it (default STORE.stac.json)")
+    p.set_defaults(func=commands.cmd_stac)
 
     p = sub.add_parser("sample", help="embeddings of a cube at points",
                        description="Read embeddings from a cube at points given as a CSV or "

@@ -16,22 +16,34 @@ The variable is ``embeddings`` and not ``embedding`` because the embedding dimen
 coordinate of that name, and xarray allows no data variable named like a coordinate.
 
 See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety, locking) and
-:mod:`.writer` (writing).
+:mod:`.writer` (writing). Products derived from a cube: :mod:`.export` (COG),
+:mod:`.overviews`, :mod:`.preview`, :mod:`.stac` (read through :mod:`.source`).
 """
 
 from .codec import dequantize, int8_scale
+from .export import export_cog
 from .layout import DONE_PATH, STORAGE_DTYPES, VARIABLE, default_chunk
+from .overviews import build_overviews
 from .precompute import precompute
+from .preview import build_preview, compute_preview, open_preview, render_preview
 from .read import info, open_cube
+from .stac import write_stac_item
 
 __all__ = [
     "DONE_PATH",
     "STORAGE_DTYPES",
     "VARIABLE",
+    "build_overviews",
+    "build_preview",
+    "compute_preview",
     "default_chunk",
     "dequantize",
+    "export_cog",
     "info",
     "int8_scale",
     "open_cube",
+    "open_preview",
     "precompute",
+    "render_preview",
+    "write_stac_item",
 ]
