@@ -126,7 +126,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             codec = Codec(dtype, int8_scale(encoder) if dtype == "int8" else None)
             attrs = provenance_attrs(encoder, grid_definition(template, plan.spatial), codec,
                                      plan.chunks)
-            done = np.zeros([len(c) for c in emb.data.chunks[:2]], np.uint8)
+            done = np.zeros([len(c) for c in emb.data.chunks[1:]], np.uint8)
             # Created by the writer while the first chunks are computed.
             create = functools.partial(create_store, target, emb, plan.spatial, codec, attrs,
                                        replace=state != "absent")
