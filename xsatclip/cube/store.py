@@ -51,7 +51,7 @@ import zarr
 from ..errors import InvalidOptionError, StoreError
 from ..model import Encoder
 from ..raster import SpatialCoords
-from .codec import Codec
+from .codec import Codec, quantization_formula
 from .layout import DONE, DONE_CLIPPED, FORMAT_VERSION, VARIABLE
 
 
@@ -153,14 +153,6 @@ def inspect_store(target: StoreTarget):
 def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
     from .. import __version__
 
-    if codec.dtype == "int8":
-        quantization = (f"int8 symmetric, global scale: value = code * scale_factor, code in "
-                        f"[-127, 127], -128 = not written; |error| <= scale_factor / 2 = "
-                        f"{(codec.scale or 0.0) / 2:.3g}")
-    elif codec.dtype == "float16":
-        quantization = "float16 rounding of float32 outputs: |error| <= 2**-11 |value|"
-    else:
-        quantization = "none (float32 model outputs)"
     return {
         "title": "SatCLIP location embeddings",
         "Conventions": "CF-1.8",
@@ -168,7 +160,7 @@ def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict)
         "xsatclip_version": __version__,
         "xsatclip_grid": grid_def,
         "xsatclip_dtype": codec.dtype,
-        "xsatclip_quantization": quantization,
+        "xsatclip_quantization": quantization_formula(codec),
         "xsatclip_chunks": [int(c) for c in sizes.values()],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **encoder.identity.attrs(),
