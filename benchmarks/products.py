@@ -43,15 +43,13 @@ def build_cube(store: Path, resolution: float) -> None:
     import xsatclip
 
     emb = xsatclip.grid(resolution).satclip.embed(model="bluemarble-l40", device="cpu")
-    emb = emb.transpose("embedding", "lat", "lon").compute()
+    emb = emb.compute()  # (embedding, lat, lon)
     ny, nx = emb.sizes["lat"], emb.sizes["lon"]
     inner = max(d for d in range(1, 17) if ny % d == 0 and nx % d == 0)
     shard = [max(m for m in range(inner, min(144, n) + 1, inner) if n % m == 0)
              for n in (ny, nx)]
-    ds = emb.to_dataset(name="embeddings")
+    ds = emb.to_dataset()  # "embeddings", CF grid_mapping -> spatial_ref
     ds.attrs = dict(emb.attrs, title="benchmark cube")
-    ds["embeddings"].encoding.pop("grid_mapping", None)
-    ds["embeddings"].attrs["grid_mapping"] = "spatial_ref"
     encoding = {"embeddings": {"chunks": (256, inner, inner), "shards": (256, *shard),
                                "compressors": [zarr.codecs.Crc32cCodec()]}}
     ds.chunk({"lat": shard[0], "lon": shard[1]}).to_zarr(store, mode="w", zarr_format=3,

@@ -125,7 +125,7 @@ def run_naive(store: str, polygons) -> np.ndarray:
         total, weight = 0.0, 0.0
         for moved, rows, cols in pieces:
             block = cube.isel(lat=slice(rows[0], rows[-1] + 1),
-                              lon=slice(cols[0], cols[-1] + 1)).values
+                              lon=slice(cols[0], cols[-1] + 1)).transpose(..., "embedding").values
             y, x = np.meshgrid(lat[rows], lon[cols], indexing="ij")
             cells = shapely.box(x - step / 2, y - step / 2, x + step / 2, y + step / 2)
             w = spherical_areas(shapely.intersection(moved, cells.ravel())).reshape(y.shape)

@@ -109,7 +109,7 @@ def main() -> None:
                          f"{[c for c in counties.columns if c != 'geometry']}")
     grid = grid_over(counties, args.resolution)
     if args.model is None:
-        emb = grid.satclip.embed(level=10)  # lazy (lat, lon, embedding)
+        emb = grid.satclip.embed(level=10)  # lazy (embedding, lat, lon)
     else:
         emb = grid.satclip.embed(model=args.model)
     areas = zonal(emb, counties)  # (geometry, embedding), counties in row order

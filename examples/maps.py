@@ -89,7 +89,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     grid = xsatclip.grid(args.resolution)
-    emb = grid.satclip.embed(model=args.model)  # lazy (lat, lon, embedding)
+    emb = grid.satclip.embed(model=args.model)  # lazy (embedding, lat, lon)
     lon, lat = uniform_points(args.points, seed=0)
     features = xsatclip.sample(emb, lon, lat, method="exact").values  # the grid stays lazy
     land = is_land(lon, lat)
@@ -99,7 +99,7 @@ def main() -> None:
 
     pca = PCA(n_components=3).fit(features)
     explained = [float(v) for v in pca.explained_variance_ratio_]
-    draw_map(args.out / "embedding_pca.png", pca_rgb(pca, emb.values),
+    draw_map(args.out / "embedding_pca.png", pca_rgb(pca, emb.transpose(..., "embedding").values),
              f"{name}: first 3 principal components of the embeddings as RGB "
              f"({100 * sum(explained):.0f}% of the variance)", coast)
 

@@ -73,11 +73,10 @@ def main() -> None:
     tif = args.out / "utm_template.tif"
     write_geotiff(tif, args.cell_km)
     raster = rioxarray.open_rasterio(tif, chunks={"x": 64, "y": 64}).squeeze("band", drop=True)
-    emb = raster.satclip.embed(model=args.model)  # lazy: (y, x, embedding)
+    emb = raster.satclip.embed(model=args.model)  # lazy "embeddings": (embedding, y, x)
     store = args.out / "utm_embeddings.zarr"
-    # The variable is "embeddings": "embedding" names the dim.
-    emb.to_dataset(name="embeddings").to_zarr(store, mode="w", consolidated=False)
-    stored = xr.open_zarr(store, consolidated=False, decode_coords="all")["embeddings"]  # + CRS
+    emb.to_zarr(store, mode="w", consolidated=False)
+    stored = xr.open_zarr(store, consolidated=False)["embeddings"]  # CRS: spatial_ref
     print(f"embedded {tif.name} {dict(raster.sizes)} ({raster.rio.crs}) -> {store.name}, "
           f"model {stored.attrs['model_name']} (sha256 {stored.attrs['model_sha256'][:12]})")
 
@@ -102,6 +101,7 @@ def main() -> None:
 
     elevation_map = xsatclip.predict_map(ridge, stored).rename("elevation").compute()
     elevation_map.attrs.update(units="m", long_name="elevation predicted from SatCLIP embeddings")
+    assert elevation_map.rio.crs == raster.rio.crs
     out_tif = args.out / "elevation_predicted.tif"
     elevation_map.rio.to_raster(out_tif)
     metrics.update(map_min_m=float(elevation_map.min()), map_max_m=float(elevation_map.max()))

@@ -20,15 +20,16 @@ ATOL32 = 1e-5  # float32 vs float32 across batch shapes (GEMM blocking): measure
 
 
 def _pointwise(model, lon2d, lat2d):
+    """Point-by-point encoding, band-first: (embed_dim, *shape)."""
     out = model.encode(np.ravel(lon2d), np.ravel(lat2d))
-    return out.reshape(*np.shape(lat2d), model.embed_dim)
+    return np.moveaxis(out.reshape(*np.shape(lat2d), model.embed_dim), -1, 0)
 
 
 def test_grid_equals_pointwise_encoding(l10):
     ds = xsatclip.grid(10.0, bbox=(-180, -90, 180, 90))
     emb = ds.satclip.embed(model=l10, chunks=7)
-    assert emb.dims == ("lat", "lon", "embedding") and emb.name == "embedding"
-    assert emb.chunks[2] == (256,) and emb.chunks[0] == (7, 7, 4)
+    assert emb.dims == ("embedding", "lat", "lon") and emb.name == "embeddings"
+    assert emb.chunks[0] == (256,) and emb.chunks[1] == (7, 7, 4)
     np.testing.assert_array_equal(emb.embedding.values, np.arange(256))
     lat, lon = np.meshgrid(ds.lat, ds.lon, indexing="ij")
     np.testing.assert_allclose(emb.values, _pointwise(l10, lon, lat), rtol=0, atol=ATOL32)
@@ -60,7 +61,7 @@ def test_output_chunks_follow_dask_input(l10):
     ds = xsatclip.grid(5.0, bbox=(0, 0, 60, 30))
     ds["temperature"] = xr.DataArray(np.zeros((6, 12)), dims=("lat", "lon")).chunk({"lon": 5})
     emb = ds.satclip.embed(model=l10)
-    assert emb.chunks[:2] == ((6,), (5, 5, 2))
+    assert emb.chunks[1:] == ((6,), (5, 5, 2))
     by_array = ds["temperature"].satclip.embed(model=l10)
     np.testing.assert_array_equal(by_array.values, emb.values)
 
@@ -81,7 +82,7 @@ def test_curvilinear_coordinates(l10):
     lon2d = -30 + 3.0 * xx - 0.5 * yy
     ds = xr.Dataset(coords={"nav_lat": (("j", "i"), lat2d), "nav_lon": (("j", "i"), lon2d)})
     emb = ds.satclip.embed(model=l10, chunks=2)
-    assert emb.dims == ("j", "i", "embedding") and "nav_lat" in emb.coords
+    assert emb.dims == ("embedding", "j", "i") and "nav_lat" in emb.coords
     np.testing.assert_allclose(emb.values, _pointwise(l10, lon2d, lat2d), rtol=0, atol=ATOL32)
 
 
@@ -91,7 +92,7 @@ def test_cf_attributes_win_over_names(l10):
         "easting_deg": ("c", [1.0, 2.0, 3.0], {"units": "degrees_east"}),
     })
     emb = ds.satclip.embed(model=l10)
-    assert emb.dims == ("r", "c", "embedding")
+    assert emb.dims == ("embedding", "r", "c")
 
 
 def test_utm_geotiff_equals_transformed_cell_centres(l10, tmp_path):
@@ -104,8 +105,8 @@ def test_utm_geotiff_equals_transformed_cell_centres(l10, tmp_path):
     raster.rio.write_crs("EPSG:32633").rio.to_raster(tmp_path / "utm.tif")
     reopened = rioxarray.open_rasterio(tmp_path / "utm.tif", chunks={"x": 3}).squeeze("band")
     emb = reopened.satclip.embed(model=l10)
-    assert emb.rio.crs.to_epsg() == 32633 and emb.dims == ("y", "x", "embedding")
-    assert emb.chunks[1] == (3, 3, 2)
+    assert emb.rio.crs.to_epsg() == 32633 and emb.dims == ("embedding", "y", "x")
+    assert emb.chunks[2] == (3, 3, 2)
     xx, yy = np.meshgrid(reopened.x, reopened.y)
     lon, lat = pyproj.Transformer.from_crs(32633, 4326, always_xy=True).transform(xx, yy)
     np.testing.assert_allclose(emb.values, _pointwise(l10, lon, lat), rtol=0, atol=ATOL32)
@@ -164,7 +165,7 @@ def test_torch_threads_restored_after_compute(l10):
 def test_nan_coordinates_give_nan_embeddings(l10):
     ds = xr.Dataset(coords={"lat": [0.0, np.nan], "lon": [10.0, 20.0]})
     values = ds.satclip.embed(model=l10).values
-    assert np.isfinite(values[0]).all() and np.isnan(values[1]).all()
+    assert np.isfinite(values[:, 0]).all() and np.isnan(values[:, 1]).all()
 
 
 def test_errors_name_the_problem(l10):
@@ -180,3 +181,27 @@ def test_errors_name_the_problem(l10):
         xsatclip.grid(30.0).satclip.embed(level=12)
     with pytest.raises(ValueError, match="not spatial dims"):
         xsatclip.grid(30.0).satclip.embed(model=l10, chunks={"time": 3})
+
+
+def test_output_writes_without_ceremony(l10, tmp_path):
+    """The accessor's output goes to Zarr, netCDF and GeoTIFF as it is, and its CRS survives
+    the reopen (spatial_ref a coordinate, CF grid_mapping)."""
+    emb = xsatclip.grid(30.0, bbox=(-180, -90, 180, 90)).satclip.embed(model=l10, chunks=3)
+    assert emb.attrs["grid_mapping"] == "spatial_ref" and emb.name not in emb.dims
+    ds = emb.to_dataset()
+    assert list(ds.data_vars) == ["embeddings"]
+    emb.to_zarr(tmp_path / "emb.zarr")
+    emb.to_netcdf(tmp_path / "emb.nc")
+    expected = emb.values
+    for reopened in (xr.open_zarr(tmp_path / "emb.zarr"), xr.open_dataset(tmp_path / "emb.nc")):
+        assert list(reopened.data_vars) == ["embeddings"] and "spatial_ref" in reopened.coords
+        var = reopened["embeddings"]
+        assert var.rio.crs.to_epsg() == 4326 and var.attrs["grid_mapping"] == "spatial_ref"
+        assert var.dims == ("embedding", "lat", "lon")
+        np.testing.assert_array_equal(var.values, expected)  # float32, bit for bit
+    emb.rio.to_raster(tmp_path / "emb.tif")
+    import rasterio
+
+    with rasterio.open(tmp_path / "emb.tif") as tif:
+        assert (tif.count, tif.height, tif.width) == (256, 6, 12) and tif.crs.to_epsg() == 4326
+        np.testing.assert_array_equal(tif.read(), expected)  # float32 bands, bit for bit

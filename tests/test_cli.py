@@ -78,7 +78,7 @@ def test_every_command_end_to_end(tmp_path, l10_source, points, small_cube):
         assert results[name][0] == 0, (name, results[name][2])
     assert results["precompute"][1] == ""  # --quiet
     summary = cube.info(store)
-    assert summary["dtype"] == "int8" and summary["chunks"] == [3, 4, 256]
+    assert summary["dtype"] == "int8" and summary["chunks"] == [256, 3, 4]
     assert summary["chunks_done"] == summary["chunks_total"] == 6
 
     model = xsatclip.load_model(l10_source, device="cpu")

@@ -79,8 +79,9 @@ def test_store_layout_metadata_and_values(reference, l10_source):
     assert ds.rio.crs.to_epsg() == 4326
     assert zarr.open_group(str(reference), mode="r").metadata.consolidated_metadata is not None
     emb = ds[cube.VARIABLE]
-    assert emb.dims == ("lat", "lon", "embedding") and emb.dtype == np.float32
-    assert emb.chunks == ((3,) * 6, (3,) * 12, (256,))
+    assert emb.dims == ("embedding", "lat", "lon") and emb.dtype == np.float32
+    assert emb.attrs["grid_mapping"] == "spatial_ref" and emb.rio.crs.to_epsg() == 4326
+    assert emb.chunks == ((256,), (3,) * 6, (3,) * 12)
     assert ds.lat.attrs["units"] == "degrees_north" and ds.lon.attrs["units"] == "degrees_east"
     np.testing.assert_array_equal(ds.embedding, np.arange(256))
     model = xsatclip.load_model(l10_source, device="cpu")
@@ -123,7 +124,7 @@ def test_default_chunks_of_a_one_degree_cube(tmp_path, l10_source):
         cube.precompute(store, resolution=1.0, bbox=(-180, -90, 180, 90), model=l10_source,
                         progress=False)
     info = cube.info(store)
-    assert info["chunks"] == [90, 120, 256]
+    assert info["chunks"] == [256, 90, 120]
     assert info["chunks_done"] == info["chunks_total"] == 2 * 3
 
 
@@ -135,7 +136,7 @@ def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_source, monkeypat
 
     def record(fd):
         path = os.readlink(f"/proc/self/fd/{fd}")
-        i, j, _ = (int(part) for part in path.split("/c/")[-1].split("/"))
+        _, i, j = (int(part) for part in path.split("/c/")[-1].split("/"))
         marker = zarr.open_array(str(store), path=cube.DONE_PATH, mode="r")[i, j]
         synced.append(((i, j), int(marker), os.path.getsize(path)))
         fdatasync(fd)

@@ -106,7 +106,7 @@ def test_sample_cube(runs, l10_source):
                                model.encode(samples.lon.values, samples.lat.values), atol=1e-6)
     # Special points: lat 12.3 lies in the row of 15 (row 7); 179.99 in the column of 175
     # (35); -179.99 and 180.01 in that of -175 (0).
-    stored = xsatclip.open_cube(out / "cube.zarr").embeddings.values
+    stored = xsatclip.open_cube(out / "cube.zarr").embeddings.transpose(..., "embedding").values
     nearest = samples.sel(sampling="nearest").values
     np.testing.assert_array_equal(nearest[:3], stored[[7, 7, 7], [35, 0, 0]])
     linear = samples.sel(sampling="linear").values

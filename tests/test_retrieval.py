@@ -142,12 +142,12 @@ def test_points_and_lazy_grids_give_the_same_rows(gallery, l10):
 
     with Counter():
         grid = xsatclip.grid(10.0, chunks=6).satclip.embed(model=l10)
-        lazy = augment(grid.transpose("embedding", "lat", "lon"), gallery, k=5)
+        lazy = augment(grid, gallery, k=5)  # band-first, as embed returns it
     assert Counter.tasks == 0 and lazy.chunks is not None
     assert lazy.dims == ("embedding", "lat", "lon") and lazy.sizes["embedding"] == 259
     assert "5 most similar of 400" in lazy.attrs["xsatclip_augment"]
     computed = lazy.transpose("lat", "lon", "embedding").values
-    expected = augment(grid.values.reshape(-1, 256), gallery, k=5)
+    expected = augment(grid.transpose(..., "embedding").values.reshape(-1, 256), gallery, k=5)
     # float32 outputs of the same float64 arithmetic on the same rows.
     np.testing.assert_allclose(computed.reshape(-1, 259), expected, rtol=1e-6, atol=1e-7)
     # The retrieved part is a convex combination of gallery image embeddings (band means of

@@ -34,7 +34,8 @@ def global10(tmp_path_factory, l10):
 
 @pytest.fixture(scope="module")
 def values10(global10):
-    return xr.open_zarr(global10)[cube.VARIABLE].values
+    # cells first: values10[row, col] is one cell's vector (the store is band-first)
+    return xr.open_zarr(global10)[cube.VARIABLE].transpose(..., "embedding").values
 
 
 def test_nearest_and_linear_equal_hand_computed_values(global10, values10):
@@ -118,7 +119,7 @@ def test_int8_cube_dequantised(tmp_path, l10):
     store = _cube(tmp_path / "int8.zarr", l10, resolution=30.0, dtype="int8")
     raw = zarr.open_array(store, path=cube.VARIABLE, mode="r")
     scale = np.float32(raw.attrs["scale_factor"])
-    codes = np.asarray(raw[...])
+    codes = np.moveaxis(np.asarray(raw[...]), 0, -1)  # stored (embedding, lat, lon)
     lon, lat = np.array([-170.0, 100.0, 359.0]), np.array([80.0, -5.0, -70.0])
     expected = codes[[0, 3, 5], [0, 9, 5]] * scale  # lat 75 .. -75, lon -165 .. 165
     for source in (store, xsatclip.open_cube(store), xr.open_zarr(store)):
@@ -143,7 +144,7 @@ def test_regional_cube_nan_outside_and_dateline_crossing(tmp_path, l10):
         xsatclip.sample(regional, [25.0], [5.0]).values)
 
     pacific = _cube(tmp_path / "pacific.zarr", l10, bbox=(170, -10, 190, 10))  # lon 175, 185
-    values = xr.open_zarr(pacific)[cube.VARIABLE].values
+    values = xr.open_zarr(pacific)[cube.VARIABLE].transpose(..., "embedding").values
     got = xsatclip.sample(pacific, [-175.0, 185.0, 176.0, 160.0], [5.0] * 4).values
     np.testing.assert_array_equal(got[:3], values[[0, 0, 0], [1, 1, 0]])
     assert np.isnan(got[3]).all()
@@ -169,7 +170,7 @@ def test_lazy_zarr_cube_reads_only_the_needed_chunks(global10, values10):
     # Chunks are 3 x 3 cells of 10 degrees: (0.2, 0.1) and (5, 5) share chunk (2, 6);
     # (-172, 81) is in chunk (0, 0). 2 of 72 chunks.
     nearest = xsatclip.sample(ds, [0.1, 5.0, -172.0], [0.2, 5.0, 81.0])
-    assert sorted(store.chunk_reads) == ["embeddings/c/0/0/0", "embeddings/c/2/6/0"]
+    assert sorted(store.chunk_reads) == ["embeddings/c/0/0/0", "embeddings/c/0/2/6"]
     np.testing.assert_array_equal(nearest, values10[[8, 8, 0], [18, 18, 0]])
     store.chunk_reads.clear()
     # Linear at lat 60, lon -150 needs rows 2, 3 (chunks 0, 1) and cols 2, 3 (chunks 0, 1).
@@ -194,7 +195,8 @@ def test_lazy_embed_computes_only_needed_chunks_and_exact_none(l10, monkeypatch)
     exact = xsatclip.sample(emb, lon, lat, method="exact")
     assert computed == []
     np.testing.assert_allclose(exact.values, l10.encode(lon, lat), rtol=0, atol=ATOL32)
-    np.testing.assert_array_equal(nearest, emb.values[[8, 8, 0], [18, 18, 0]])
+    cells = emb.transpose(..., "embedding").values
+    np.testing.assert_array_equal(nearest, cells[[8, 8, 0], [18, 18, 0]])
 
     wide = xsatclip.grid(10.0).satclip.embed(model=l10, dtype="float64", chunks=3)
     exact64 = xsatclip.sample(wide, lon, lat, method="exact")
@@ -212,7 +214,8 @@ def test_projected_cube(l10):
     to_lonlat = pyproj.Transformer.from_crs(32632, 4326, always_xy=True)
     lon, lat = to_lonlat.transform(x[[0, 5, 2]], y[[0, 3, 1]])
     got = xsatclip.sample(emb, [*lon, 0.0], [*lat, 0.0]).values
-    np.testing.assert_array_equal(got[:3], emb.values[[0, 3, 1], [0, 5, 2]])
+    cells = emb.transpose(..., "embedding").values
+    np.testing.assert_array_equal(got[:3], cells[[0, 3, 1], [0, 5, 2]])
     assert np.isnan(got[3]).all()  # far outside the raster
 
 

@@ -38,7 +38,8 @@ class _SatclipAccessor:
 
         Returns
         -------
-        DataArray ``embedding`` with dims ``(*spatial_dims, "embedding")``.
+        DataArray ``embeddings`` with dims ``("embedding", *spatial_dims)`` (band-first), the
+        CRS in ``spatial_ref`` (CF ``grid_mapping``).
         """
         from .raster import embed  # torch, Dask and Numba load on first use
 

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import InvalidOptionError, InvalidTypeError, check_choice
+from .raster.coords import with_grid_mapping
 
 METHODS = ("predict", "predict_proba")
 
@@ -27,9 +28,11 @@ def predict_map(estimator: Any, embeddings: xr.DataArray, *,
 
     Returns
     -------
-    DataArray with the input's dims minus ``embedding`` (float64), plus a trailing ``class``
-    dim (coordinate: ``estimator.classes_`` when it has one) for ``predict_proba``.
-    Coordinates, the CRS (``spatial_ref``) and attrs are kept. Cells whose embedding holds a
+    DataArray ``prediction`` with the input's dims minus ``embedding`` (float64), or
+    ``probability`` with a leading ``class`` dim (band-first; coordinate:
+    ``estimator.classes_`` when it has one) for ``predict_proba``. Coordinates, the CRS
+    (``spatial_ref``, CF ``grid_mapping``) and the embeddings' provenance attrs are kept;
+    ``long_name`` names the estimator, not the embeddings. Cells whose embedding holds a
     NaN (unwritten cube chunks, masked input) are NaN and never reach the estimator.
     """
     check_choice("method", method, METHODS)
@@ -67,6 +70,13 @@ def predict_map(estimator: Any, embeddings: xr.DataArray, *,
     result = xr.apply_ufunc(apply, embeddings, input_core_dims=[["embedding"]],
                             dask="parallelized", output_dtypes=[np.float64],
                             keep_attrs=True, **outputs)
+    what = type(estimator).__name__
     if method == "predict_proba":
         result = result.assign_coords({"class": np.asarray(classes)})
+        result = result.transpose("class", ...)
+        result.attrs["long_name"] = f"class probability from {what}.predict_proba"
+    else:
+        result.attrs["long_name"] = f"prediction of {what}"
+    result.attrs.pop("units", None)
+    result = with_grid_mapping(result)
     return result.rename("probability" if method == "predict_proba" else "prediction")

@@ -3,9 +3,9 @@ cube's own model.
 
 A *cube* is a Zarr store written by :func:`~xsatclip.precompute`, the Dataset
 :func:`~xsatclip.open_cube` returns, or any embedding DataArray with dims
-``(*spatial_dims, "embedding")``, such as the lazy one ``.satclip.embed`` returns. Reading is
-one vectorised ``isel``: on a Dask- or Zarr-backed cube only the chunks holding the points
-are read (or, for a lazy ``embed`` result, computed), each once.
+``("embedding", *spatial_dims)`` (in any order), such as the lazy one ``.satclip.embed``
+returns. Reading is one vectorised ``isel``: on a Dask- or Zarr-backed cube only the chunks
+holding the points are read (or, for a lazy ``embed`` result, computed), each once.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     Parameters
     ----------
     cube : path or fsspec URL of a cube store, a Dataset from :func:`open_cube` (variable
-        ``embeddings``), or an embedding DataArray ``(*spatial_dims, "embedding")``, lazy or not.
+        ``embeddings``), or an embedding DataArray with an ``embedding`` dim, lazy or not.
     lon, lat : degrees, N values each. Longitudes in any convention (-180..180, 0..360, ...).
     method :
         ``"nearest"``: the value of the cell containing each point (nearest centre per axis).
@@ -59,10 +59,10 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
 
     Returns
     -------
-    DataArray ``(point, embedding)``, float32 (float64 for float64 cubes), with ``lon`` and
-    ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN coordinates and, with
-    nearest/linear, for points outside a regional cube (more than half a cell beyond its
-    outermost centres) or in chunks not computed yet.
+    DataArray ``embeddings`` ``(point, embedding)``, float32 (float64 for float64 cubes),
+    with ``lon`` and ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN
+    coordinates and, with nearest/linear, for points outside a regional cube (more than half
+    a cell beyond its outermost centres) or in chunks not computed yet.
     """
     check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
@@ -77,7 +77,7 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     return xr.DataArray(values, dims=("point", "embedding"),
                         coords={"lon": ("point", lon), "lat": ("point", lat),
                                 "embedding": channels},
-                        name="embedding", attrs={**emb.attrs, "xsatclip_sampling": method})
+                        name=VARIABLE, attrs={**emb.attrs, "xsatclip_sampling": method})
 
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:

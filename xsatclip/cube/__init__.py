@@ -4,7 +4,8 @@ Sampling cubes at points lives in :mod:`xsatclip.sampling`.
 
 A cube is a Zarr v3 group (local path or fsspec URL) with consolidated metadata holding
 
-* ``embeddings`` (lat, lon, embedding): the SatCLIP embedding of every grid cell centre,
+* ``embeddings`` (embedding, lat, lon), band-first: the SatCLIP embedding of every grid cell
+  centre,
   stored as float32, float16 or int8 (see *Storage dtypes*);
 * the coordinates ``lat``/``lon`` (CF units), ``embedding`` (0 .. embed_dim-1) and
   ``spatial_ref`` (EPSG:4326, read by rioxarray), and provenance attributes (``model_*``,
@@ -13,7 +14,8 @@ A cube is a Zarr v3 group (local path or fsspec URL) with consolidated metadata 
   ``xr.open_zarr`` does not show it).
 
 The variable is ``embeddings`` and not ``embedding`` because the embedding dimension has a
-coordinate of that name, and xarray allows no data variable named like a coordinate.
+coordinate of that name, and xarray allows no data variable named like a coordinate; the
+output of ``.satclip.embed`` and :func:`~xsatclip.sample` carries the same name.
 
 See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety, locking) and
 :mod:`.writer` (writing). Products derived from a cube: :mod:`.export` (COG),

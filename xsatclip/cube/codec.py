@@ -58,3 +58,14 @@ def dequantize(codes, scale_factor: float) -> np.ndarray:
     return np.where(codes == INT8_FILL, np.float32(np.nan), values).astype(np.float32)
 
 
+def quantization_formula(codec: Codec) -> str:
+    """How stored values become embeddings, exactly (the ``xsatclip_quantization`` attr)."""
+    if codec.dtype == "int8":
+        return (f"int8 linear, symmetric, one global scale: value = float32(code) * "
+                f"float32(scale_factor) + 0.0, scale_factor = {codec.scale!r}; codes in "
+                f"[-127, 127], {INT8_FILL} (_FillValue) = not written; "
+                f"|error| <= scale_factor / 2 = {(codec.scale or 0.0) / 2:.3g}")
+    if codec.dtype == "float16":
+        return ("float16 rounding of float32 outputs: value = float32(stored); "
+                "|error| <= 2**-11 |value|")
+    return "none (float32 model outputs)"

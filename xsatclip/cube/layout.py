@@ -44,10 +44,10 @@ import xarray as xr
 
 from ..errors import InvalidOptionError
 from ..raster import SpatialCoords, grid
+from ..raster.coords import VARIABLE  # noqa: F401  (the cube's variable; re-exported)
 
-VARIABLE = "embeddings"
 DONE_PATH = "_xsatclip/done"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: (lat, lon, embedding); 2: band-first (embedding, lat, lon)
 DEFAULT_CHUNK = 128
 STORAGE_DTYPES = ("float32", "float16", "int8")
 StorageDType = Literal["float32", "float16", "int8"]

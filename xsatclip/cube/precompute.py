@@ -27,6 +27,7 @@ from .layout import (
     grid_definition,
     template_grid,
 )
+from .metadata import cube_conventions
 from .store import (
     create_store,
     differences,
@@ -126,10 +127,12 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             codec = Codec(dtype, int8_scale(encoder) if dtype == "int8" else None)
             attrs = provenance_attrs(encoder, grid_definition(template, plan.spatial), codec,
                                      plan.chunks)
-            done = np.zeros([len(c) for c in emb.data.chunks[:2]], np.uint8)
+            conventions, array_conventions = cube_conventions(emb, codec, attrs)
+            attrs.update(conventions)  # geoemb:, proj:, spatial: (cube/metadata.py)
+            done = np.zeros([len(c) for c in emb.data.chunks[1:]], np.uint8)
             # Created by the writer while the first chunks are computed.
-            create = functools.partial(create_store, target, emb, plan.spatial, codec, attrs,
-                                       replace=state != "absent")
+            create = functools.partial(create_store, target, emb.assign_attrs(array_conventions),
+                                       plan.spatial, codec, attrs, replace=state != "absent")
         pending = [tuple(int(v) for v in ij) for ij in np.argwhere(done == 0)]
         total = done.size
         logger.info("%s: %d of %d chunks to compute", target.url, len(pending), total)

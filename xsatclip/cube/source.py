@@ -29,11 +29,9 @@ from ..errors import (
     InvalidTypeError,
 )
 from ..raster import SpatialCoords, find_crs, find_spatial_coords
-from ..raster.coords import WGS84
-from .layout import VARIABLE
+from ..raster.coords import EMBEDDING_DIM, VARIABLE, WGS84
 from .store import StoreTarget, store_target
 
-EMBEDDING_DIM = "embedding"
 BLOCK_BYTES = 64 * 2**20  # largest float32 block a product reads at once
 CubeLike = str | os.PathLike | xr.Dataset | xr.DataArray
 

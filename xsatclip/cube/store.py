@@ -51,7 +51,7 @@ import zarr
 from ..errors import InvalidOptionError, StoreError
 from ..model import Encoder
 from ..raster import SpatialCoords
-from .codec import Codec
+from .codec import Codec, quantization_formula
 from .layout import DONE, DONE_CLIPPED, FORMAT_VERSION, VARIABLE
 
 
@@ -153,14 +153,6 @@ def inspect_store(target: StoreTarget):
 def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
     from .. import __version__
 
-    if codec.dtype == "int8":
-        quantization = (f"int8 symmetric, global scale: value = code * scale_factor, code in "
-                        f"[-127, 127], -128 = not written; |error| <= scale_factor / 2 = "
-                        f"{(codec.scale or 0.0) / 2:.3g}")
-    elif codec.dtype == "float16":
-        quantization = "float16 rounding of float32 outputs: |error| <= 2**-11 |value|"
-    else:
-        quantization = "none (float32 model outputs)"
     return {
         "title": "SatCLIP location embeddings",
         "Conventions": "CF-1.8",
@@ -168,7 +160,7 @@ def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict)
         "xsatclip_version": __version__,
         "xsatclip_grid": grid_def,
         "xsatclip_dtype": codec.dtype,
-        "xsatclip_quantization": quantization,
+        "xsatclip_quantization": quantization_formula(codec),
         "xsatclip_chunks": [int(c) for c in sizes.values()],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **encoder.identity.attrs(),
@@ -178,22 +170,20 @@ def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict)
 def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords, codec: Codec,
                  attrs: dict, *, replace: bool) -> None:
     """Metadata, coordinates, empty arrays, markers; consolidated metadata last."""
-    sizes = tuple(emb.data.chunks[i][0] for i in range(2))
+    sizes = tuple(emb.data.chunks[i][0] for i in (1, 2))  # emb: (embedding, y, x)
     shape = emb.shape
     # Placeholder: one lazy chunk, never computed (compute=False writes no data).
     placeholder = da.empty(shape, chunks=shape, dtype=np.float32)
-    var_attrs = {"long_name": "SatCLIP location embedding",
-                 **emb.attrs}
+    var_attrs = {"long_name": "SatCLIP location embedding", **emb.attrs}
     ds = xr.Dataset({VARIABLE: (emb.dims, placeholder, var_attrs)}, coords=emb.coords,
                     attrs=attrs)
     if spatial.kind == "rectilinear" and _is_geographic(emb):
         ds[spatial.y].attrs.setdefault("units", "degrees_north")
         ds[spatial.x].attrs.setdefault("units", "degrees_east")
     ds["embedding"].attrs.setdefault("long_name", "embedding channel")
-    # spatial_ref (from embed) stays a coordinate listed in the variable's "coordinates"
-    # attribute: no grid_mapping attribute, which would make xarray read it back as a data
-    # variable (rioxarray finds the coordinate either way).
-    encoding = {VARIABLE: codec.encoding((*sizes, shape[2]))}
+    # spatial_ref (from embed) is named by the CF grid_mapping attribute (in attrs, not
+    # encoding: xarray then also lists it in "coordinates", so it reopens as a coordinate).
+    encoding = {VARIABLE: codec.encoding((shape[0], *sizes))}
     if replace and target.local and os.path.lexists(target.url):
         import shutil
 
@@ -205,7 +195,7 @@ def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords,
     ds.to_zarr(store, mode="w" if replace else "w-", zarr_format=3, consolidated=False,
                compute=False, encoding=encoding)
     group = zarr.open_group(store, mode="r+")
-    nby, nbx = (len(c) for c in emb.data.chunks[:2])
+    nby, nbx = (len(c) for c in emb.data.chunks[1:])
     markers = group.create_group("_xsatclip")
     done = markers.create_array(
         "done", shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0,
@@ -235,6 +225,9 @@ def differences(group, emb: xr.DataArray, encoder: Encoder, dtype: str,
                  sizes: dict, chunks_chosen: bool) -> list[str]:
     attrs = group.attrs
     diffs = []
+    if attrs.get("xsatclip_cube") != FORMAT_VERSION:
+        diffs.append(f"format: the store is xsatclip cube format v{attrs.get('xsatclip_cube')}, "
+                     f"this version writes v{FORMAT_VERSION} (xsatclip convert OLD NEW)")
     ident = encoder.identity
     if attrs.get("model_sha256") != ident.sha256:
         diffs.append(f"model: the store has {attrs.get('model_name')} (sha256 "
@@ -262,7 +255,7 @@ def differences(group, emb: xr.DataArray, encoder: Encoder, dtype: str,
     if grid_diffs:
         definition = attrs.get("xsatclip_grid")
         diffs.append(f"grid (the store's: {definition}): " + "; ".join(grid_diffs))
-    stored_chunks = group[VARIABLE].chunks[:2]
+    stored_chunks = group[VARIABLE].chunks[1:]
     if chunks_chosen and tuple(sizes.values()) != tuple(stored_chunks):
         diffs.append(f"chunks: the store has {tuple(stored_chunks)}, requested "
                      f"{tuple(sizes.values())}")

@@ -50,8 +50,9 @@ class ChunkWriter:
     starts: tuple[tuple[int, ...], tuple[int, ...]]
 
     def region(self, index: tuple[int, int]) -> tuple[slice, slice, slice]:
+        """(embedding, y, x) slices of spatial chunk ``index``."""
         (i, j), (ys, xs) = index, self.starts
-        return slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]), slice(None)
+        return slice(None), slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])
 
 
 def store_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) -> int:
@@ -61,9 +62,9 @@ def store_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) 
     """
     data, clipped = writer.codec.encode(block)
     writer.embeddings[writer.region(index)] = data
-    flush_local_chunk(writer.embeddings, (*index, 0))
+    flush_local_chunk(writer.embeddings, (0, *index))
     writer.done[index] = DONE_CLIPPED if clipped else DONE
-    return int(block.shape[0] * block.shape[1])
+    return int(block.shape[1] * block.shape[2])
 
 
 def flush_local_chunk(array: zarr.Array, chunk: tuple[int, ...]) -> None:
@@ -201,11 +202,11 @@ def compute_chunks(target, data, codec, pending, total, scheduler, progress,
             zarr.open_array(store, path=VARIABLE, mode="r+").with_config(
                 {"write_empty_chunks": True}),
             zarr.open_array(store, path=DONE_PATH, mode="r+"), codec,
-            (_boundaries(data.chunks[0]), _boundaries(data.chunks[1])))
+            (_boundaries(data.chunks[1]), _boundaries(data.chunks[2])))
 
     # One Delayed per spatial chunk: computing it returns the chunk itself (computing
     # data.blocks[index] would copy it once more, in Dask's concatenation of the result).
-    blocks = data.to_delayed()[..., 0]
+    blocks = data.to_delayed()[0]  # data: (embedding, y, x), one chunk along embedding
     started = time.perf_counter()
     points = 0
     bar = progress_bar(total, total - len(pending), target.url, progress)

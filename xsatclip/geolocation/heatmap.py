@@ -92,7 +92,7 @@ def locate(embeddings: xr.DataArray | xr.Dataset, image_embedding, *,
     Parameters
     ----------
     embeddings : DataArray with an ``embedding`` dim and two spatial dims, in any order
-        (``(lat, lon, embedding)`` from ``.satclip.embed``, band-first ``(embedding, y, x)``,
+        (``(embedding, lat, lon)`` from ``.satclip.embed``, channels-last ``(y, x, embedding)``,
         projected or curvilinear grids), or a Dataset such as :func:`~xsatclip.open_cube`'s;
         Dask-backed grids stay lazy.
     image_embedding : one image embedding (D,) or a batch (N, D) (numpy, torch or a

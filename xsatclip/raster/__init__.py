@@ -2,7 +2,14 @@
 points (:mod:`.geometry`), the lazy embedding graph (:mod:`.embed`) and what its Dask tasks
 run (:mod:`.tasks`)."""
 
-from .coords import WGS84, SpatialCoords, find_crs, find_spatial_coords, grid
+from .coords import (
+    WGS84,
+    SpatialCoords,
+    find_crs,
+    find_spatial_coords,
+    grid,
+    with_grid_mapping,
+)
 from .embed import EmbeddingPlan, build_embedding, embed, plan_embedding
 
 __all__ = [
@@ -15,4 +22,5 @@ __all__ = [
     "find_spatial_coords",
     "grid",
     "plan_embedding",
+    "with_grid_mapping",
 ]

@@ -20,6 +20,8 @@ Y_NAMES = ("y", "northing", "projection_y_coordinate")
 LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreee"}
 LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreen"}
 WGS84 = pyproj.CRS.from_epsg(4326)
+EMBEDDING_DIM = "embedding"  # the embedding dim of every grid, band-first
+VARIABLE = "embeddings"  # the name of every embedding grid (a name no dim has)
 MAX_AXIS_CELLS = 2**22  # cells along a grid axis (about 0.0001 degree over the globe)
 
 
@@ -66,6 +68,22 @@ def find_crs(obj: xr.Dataset | xr.DataArray) -> pyproj.CRS | None:
     except Exception:  # rioxarray raises for objects it cannot interpret
         crs = None
     return pyproj.CRS.from_user_input(crs) if crs is not None else None
+
+
+def with_grid_mapping(obj: xr.DataArray, name: str = "spatial_ref") -> xr.DataArray:
+    """``obj`` with the CF attribute ``grid_mapping = name`` in its attrs (rioxarray keeps it
+    in ``encoding``) when it has that coordinate.
+
+    In attrs, xarray still lists the coordinate in the variable's ``coordinates`` attribute
+    when writing, so Zarr and netCDF files carry both and reopen with ``name`` as a
+    coordinate (in ``encoding`` it is written as ``grid_mapping`` only, and comes back as a
+    data variable that the DataArray loses)."""
+    if name not in obj.coords:
+        return obj
+    obj = obj.copy(deep=False)
+    obj.encoding.pop("grid_mapping", None)
+    obj.attrs["grid_mapping"] = name
+    return obj
 
 
 def find_spatial_coords(obj: xr.Dataset | xr.DataArray) -> SpatialCoords:

@@ -15,7 +15,7 @@ from ..harmonics import Numerics, check_latitude
 from ..model import Encoder, resolve_model
 from ..model.backend import DeviceLike, DType, check_batch_size
 from ..model.load import ModelLike
-from .coords import SpatialCoords, find_spatial_coords
+from .coords import VARIABLE, SpatialCoords, find_spatial_coords, with_grid_mapping
 from .tasks import ModelSpec, embed_grid_block, embed_points_block, register_model
 
 DEFAULT_CHUNK = 256  # points along each spatial dim: 256 x 256 x 256 float32 = 64 MiB out
@@ -115,9 +115,10 @@ def _coordinate(obj: xr.Dataset | xr.DataArray, name: str, dims: tuple[str, ...]
 
 
 def build_embedding(plan: EmbeddingPlan) -> xr.DataArray:
-    """The lazy DataArray ``embedding`` of ``plan``: dims ``(*spatial_dims, "embedding")``,
-    the embedding dim one chunk, the spatial dims chunked as planned. The template's
-    spatial coordinates, its CRS and the model's provenance attrs are kept."""
+    """The lazy DataArray ``embeddings`` of ``plan``: dims ``("embedding", *spatial_dims)``
+    (band-first, as rioxarray and GDAL expect), the embedding dim one chunk, the spatial
+    dims chunked as planned. The template's spatial coordinates, its CRS (with a CF
+    ``grid_mapping`` attribute) and the model's provenance attrs are kept."""
     obj, spatial, encoder = plan.template, plan.spatial, plan.encoder
     dim_e = encoder.embed_dim
     crs_wkt = spatial.crs.to_wkt() if spatial.crs is not None and spatial.kind == "projected" \
@@ -130,22 +131,23 @@ def build_embedding(plan: EmbeddingPlan) -> xr.DataArray:
     if spatial.kind == "curvilinear":
         lat = _coordinate(obj, spatial.y, spatial.dims, plan.chunks)
         lon = _coordinate(obj, spatial.x, spatial.dims, plan.chunks)
-        data = da.blockwise(embed_points_block, "yxe", lat, "yx", lon, "yx", **common)
+        data = da.blockwise(embed_points_block, "eyx", lat, "yx", lon, "yx", **common)
     else:
         y = _coordinate(obj, spatial.y, spatial.dims[:1], plan.chunks)
         x = _coordinate(obj, spatial.x, spatial.dims[1:], plan.chunks)
-        data = da.blockwise(embed_grid_block, "yxe", y, "y", x, "x", crs_wkt=crs_wkt, **common)
+        data = da.blockwise(embed_grid_block, "eyx", y, "y", x, "x", crs_wkt=crs_wkt, **common)
     coords = {name: obj.coords[name].variable for name in obj.coords
               if set(obj.coords[name].dims) <= set(spatial.dims)}
     coords["embedding"] = xr.Variable("embedding", np.arange(dim_e))
     from .. import __version__
 
-    out = xr.DataArray(data, dims=(*spatial.dims, "embedding"), coords=coords,
-                       name="embedding",
-                       attrs={**encoder.identity.attrs(), "xsatclip_version": __version__})
+    out = xr.DataArray(data, dims=("embedding", *spatial.dims), coords=coords,
+                       name=VARIABLE,
+                       attrs={"long_name": "SatCLIP location embedding",
+                              **encoder.identity.attrs(), "xsatclip_version": __version__})
     if spatial.crs is not None:
         out = out.rio.write_crs(spatial.crs)
-    return out
+    return with_grid_mapping(out)
 
 
 def embed(obj: xr.Dataset | xr.DataArray, level: int | None = None,
@@ -154,7 +156,7 @@ def embed(obj: xr.Dataset | xr.DataArray, level: int | None = None,
           numerics: Numerics | None = None, chunks: ChunksLike = None) -> xr.DataArray:
     """SatCLIP embeddings of every location of ``obj``'s grid, lazily with Dask.
 
-    Returns a DataArray ``embedding`` with dims ``(*spatial_dims, "embedding")``; the
+    Returns a DataArray ``embeddings`` with dims ``("embedding", *spatial_dims)``; the
     embedding dim is one chunk. Spatial chunks follow ``chunks=``, else the input's, else
     :data:`DEFAULT_CHUNK`.
     """

@@ -72,7 +72,8 @@ def to_lonlat(x: np.ndarray, y: np.ndarray, crs_wkt: str | None):
 
 def embed_grid_block(y: np.ndarray, x: np.ndarray, *, spec: ModelSpec, batch_size: int | None,
                      crs_wkt: str | None) -> np.ndarray:
-    """Embeddings of the grid ``y`` (ny,) x ``x`` (nx,) -> (ny, nx, embed_dim).
+    """Embeddings of the grid ``y`` (ny,) x ``x`` (nx,) -> (embed_dim, ny, nx) (a band-first
+    view of the model's (ny, nx, embed_dim) output: no copy).
 
     ``y``/``x`` are latitude/longitude (evaluated separably, row by row), or projected
     coordinates in ``crs_wkt`` (transformed, then evaluated point by point).
@@ -80,17 +81,18 @@ def embed_grid_block(y: np.ndarray, x: np.ndarray, *, spec: ModelSpec, batch_siz
     if crs_wkt is None:
         model = cached_model(spec)
         with single_threaded_kernels():
-            return model.encode_grid(x, y, batch_size=batch_size)
+            return np.moveaxis(model.encode_grid(x, y, batch_size=batch_size), -1, 0)
     yy, xx = np.meshgrid(y, x, indexing="ij")
     return embed_points_block(yy, xx, spec=spec, batch_size=batch_size, crs_wkt=crs_wkt)
 
 
 def embed_points_block(lat: np.ndarray, lon: np.ndarray, *, spec: ModelSpec,
                        batch_size: int | None, crs_wkt: str | None = None) -> np.ndarray:
-    """Embeddings of 2-D coordinate blocks ``lat``/``lon`` (ny, nx) -> (ny, nx, embed_dim)."""
+    """Embeddings of 2-D coordinate blocks ``lat``/``lon`` (ny, nx) -> (embed_dim, ny, nx)
+    (a band-first view)."""
     model = cached_model(spec)
     lon_deg, lat_deg = to_lonlat(np.asarray(lon, np.float64), np.asarray(lat, np.float64),
                                  crs_wkt)
     with single_threaded_kernels():
         out = model.encode(lon_deg, lat_deg, batch_size=batch_size)
-    return out.reshape(*np.shape(lat), model.embed_dim)
+    return np.moveaxis(out.reshape(*np.shape(lat), model.embed_dim), -1, 0)
