@@ -78,7 +78,7 @@ def test_device_request_is_the_same_with_every_scheduler(scheduler, l10, tmp_pat
     or, where D does not exist, fails at once with DeviceError, whatever the scheduler."""
     distributed = pytest.importorskip("distributed")
     grid = xsatclip.grid(30.0)
-    expected = l10.encode_grid(grid.lon.values, grid.lat.values)
+    expected = np.moveaxis(l10.encode_grid(grid.lon.values, grid.lat.values), -1, 0)
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="torch sees no CUDA GPU"):
             grid.satclip.embed(model=l10, device="cuda", chunks=3)
