@@ -18,6 +18,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from .cube import VARIABLE, open_cube
+from .cube.metadata import point_attrs
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
 from .model import Encoder, resolve_model
@@ -77,7 +78,8 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     return xr.DataArray(values, dims=("point", "embedding"),
                         coords={"lon": ("point", lon), "lat": ("point", lat),
                                 "embedding": channels},
-                        name=VARIABLE, attrs={**emb.attrs, "xsatclip_sampling": method})
+                        name=VARIABLE,
+                        attrs={**point_attrs(emb.attrs), "xsatclip_sampling": method})
 
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:
