@@ -264,3 +264,8 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from ..cube.convert import convert
+
+    print(convert(args.old, args.new, overwrite=args.overwrite, progress=not args.quiet))
+    return 0

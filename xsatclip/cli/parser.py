@@ -220,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CUDA), numba, zarr, dask, xarray, pyproj and rioxarray, "
                                    "for bug reports.")
     p.set_defaults(func=commands.cmd_show_versions)
+
+    p = sub.add_parser("convert", help="rewrite a version 1 cube (or any embedding store) "
+                                       "as a cube of this version",
+                       description="Write the embeddings of OLD (a version 1 channels-last "
+                                   "cube, or any Zarr store with an 'embedding' dim) as a "
+                                   "band-first, sharded cube with this version's metadata at "
+                                   "NEW; values and provenance unchanged.")
+    p.add_argument("old", help="local path or fsspec URL of the store to convert")
+    p.add_argument("new", help="local path or fsspec URL of the cube to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing NEW")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.cmd_convert)
     return parser
 
 

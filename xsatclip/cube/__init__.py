@@ -28,6 +28,7 @@ from ..lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .codec import dequantize, int8_scale
+    from .convert import convert
     from .describe import info
     from .export import export_cog
     from .layout import DONE_PATH, STORAGE_DTYPES, VARIABLE, default_chunk
@@ -44,7 +45,7 @@ _EXPORTS = {
     "info": ".describe", "export_cog": ".export", "build_overviews": ".overviews",
     "precompute": ".precompute", "build_preview": ".preview", "compute_preview": ".preview",
     "open_preview": ".preview", "render_preview": ".preview", "open_cube": ".read",
-    "write_stac_item": ".stac",
+    "write_stac_item": ".stac", "convert": ".convert",
 }
 
 lazy_exports(__name__, _EXPORTS)
@@ -56,6 +57,7 @@ __all__ = [
     "build_overviews",
     "build_preview",
     "compute_preview",
+    "convert",
     "default_chunk",
     "dequantize",
     "export_cog",

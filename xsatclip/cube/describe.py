@@ -71,7 +71,8 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
                 out["y_order"] = ("descending (north-up)" if values[0] > values[-1]
                                   else "ascending (south-up)")
     out.update(_completeness(group, array, cube))
-    out["unverified"] = [] if cube else [
+    out["unverified"] = ([attrs["xsatclip_unverified"]] if "xsatclip_unverified" in attrs
+                         else []) if cube else [
         "provenance (no model_* attrs)" if not out["model"] else "provenance as recorded",
         "completeness (no completion markers: counts the stored chunks)",
         *([] if out["crs"] else ["CRS (none recorded)"])]

@@ -2,10 +2,11 @@
 
 Besides cubes written by ``precompute``, :func:`open_cube` opens any Zarr store holding one
 3-D variable with an ``embedding`` dim and geographic (lat/lon) or projected (x/y with a CRS)
-coordinates, and version 1 cubes (channels-last ``(lat, lon, embedding)``): the embeddings
-come back band-first as ``embeddings``, and ``xsatclip_unverified`` names what such a store
-cannot tell. A store xarray cannot open is refused with the ``xsatclip convert`` command that
-rewrites it.
+coordinates (also when named ``embedding`` like its dim), and version 1 cubes (channels-last
+``(lat, lon, embedding)``): the embeddings come back band-first as ``embeddings``, and
+``xsatclip_unverified`` names what such a store cannot tell. A store xarray cannot open is
+refused with the ``xsatclip convert`` command that rewrites a readable one as a current
+cube.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def _open_zarr(target: StoreTarget, kwargs: dict[str, Any]) -> xr.Dataset:
 def _open_any(target: StoreTarget, kwargs: dict[str, Any]) -> xr.Dataset:
     """A store not written by xsatclip, its embedding variable renamed ``embeddings``."""
     ds = _open_zarr(target, kwargs)
+    if EMBEDDING_DIM in ds.coords and ds[EMBEDDING_DIM].ndim == 3:  # named like its dim
+        ds = ds.rename_vars({EMBEDDING_DIM: VARIABLE}).reset_coords(VARIABLE)
     name = embedding_variable(ds, target.url).name
     if name != VARIABLE:
         ds = ds.rename({name: VARIABLE})
