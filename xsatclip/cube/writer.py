@@ -28,6 +28,7 @@ import zarr
 
 from ..errors import InvalidOptionError, missing_dependency
 from .codec import Codec
+from .durable import fsync_directory
 from .layout import DONE, DONE_CLIPPED, DONE_PATH, VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def flush_local_chunk(array: zarr.Array, chunk: tuple[int, ...]) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+    fsync_directory(os.path.dirname(path))  # Zarr renamed the file into place: the entry too
 
 
 def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -> None:
