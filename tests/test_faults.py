@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 import dask
 import numpy as np
@@ -17,9 +18,10 @@ import pytest
 import zarr
 from fault_injection import assert_killed, in_small_tmpfs, run_script, truncate
 
+import xsatclip
 from xsatclip import cli, cube
 from xsatclip.cube.verify import unit_key, verify
-from xsatclip.errors import InvalidOptionError, StoreError
+from xsatclip.errors import CheckpointError, InvalidOptionError, ModelNotFoundError, StoreError
 
 N30 = 8  # chunks of a 30 degree cube in 3 x 3 chunks (6 x 12 cells)
 
@@ -262,3 +264,92 @@ def test_a_plain_rerun_recomputes_missing_units_only(tmp_path, l10_source, refer
     assert {p for p in after if before.get(p) != after[p]} == {
         store / unit_key(zarr.open_array(str(store), path=cube.VARIABLE), (1, 2))}
     assert not verify(store).ok  # the truncated unit needs --repair (a full read)
+
+
+# 8. Crafted sizes, also in a cube's attrs (sample --method exact) ------------------------------
+
+def test_sample_exact_refuses_a_crafted_model_named_by_the_cube(tmp_path, golden_dir,
+                                                                reference, capsys):
+    import shutil
+
+    import torch
+
+    checkpoint = torch.load(golden_dir / "satclip-tiny-l10.ckpt", map_location="cpu",
+                            weights_only=True)
+    checkpoint["hyper_parameters"]["num_hidden_layers"] = int(1e8)
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    store = tmp_path / "lure.zarr"
+    shutil.copytree(reference, store)
+    root = json.loads((store / "zarr.json").read_text())
+    for attrs in (root["attributes"], root["consolidated_metadata"]["metadata"]
+                  [cube.VARIABLE].get("attributes", {})):
+        if "model_source" in attrs:
+            attrs["model_source"] = str(crafted)
+    (store / "zarr.json").write_text(json.dumps(root))
+    with pytest.raises(CheckpointError, match=r"num_hidden_layers must be an integer from 1"):
+        xsatclip.sample(store, [2.35], [48.86], method="exact")
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n2.35,48.86\n")
+    assert cli.main(["sample", str(store), "--points", str(points), "--method", "exact"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "num_hidden_layers must be an integer from 1" in err
+
+
+# 9. Rows with the wrong number of fields -------------------------------------------------------
+
+def test_a_csv_row_with_an_extra_field_is_an_error_naming_the_line(tmp_path, capsys,
+                                                                   l10_source):
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n10,20\n1,2,3\n")  # pandas would read lon=2, lat=3
+    assert cli.main(["embed-points", "--points", str(points), "--model", l10_source]) == 1
+    assert capsys.readouterr().err == (
+        f"xsatclip: error: {points}, line 3: 3 fields, but the header has 2 (['lon', "
+        "'lat'])\n")
+
+
+# 11. Smaller: memory:// with workers, the unreachable Hub, a parent that is a file ------------
+
+def test_a_memory_store_is_refused_with_distributed_workers(l10_source):
+    with pytest.raises(InvalidOptionError, match=r"memory://c\.zarr lives in this process's "
+                                                 r"memory"):
+        _run("memory://c.zarr", l10_source, scheduler="tcp://127.0.0.1:1")
+
+
+def test_an_unreachable_hub_fails_at_once(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard: refused
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="the Hub cannot be reached"):
+        xsatclip.load_model("microsoft/SatCLIP-ResNet18-L10")
+    assert time.monotonic() - started < 10  # s; huggingface_hub's retries took ~25
+
+
+def test_a_store_under_a_file_fails_in_one_line(tmp_path, capsys, l10_source):
+    (tmp_path / "file").write_text("")
+    assert cli.main(["precompute", str(tmp_path / "file" / "c.zarr"), "--resolution", "30",
+                     "--model", l10_source, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a parent of it is a file" in err and "Errno" not in err
+
+
+@pytest.mark.slow
+def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source):
+    """On a file system remounted read-only (no lock file can be made) a finished store
+    reruns to 'nothing to do'; one with chunks to compute fails in one line."""
+    cli_run = (f'"{sys.executable}" -m xsatclip.cli precompute "$MOUNT/c.zarr" '
+               f'--resolution 30 --chunks 3 --model {l10_source}')
+    drop = f'rm "$MOUNT/c.zarr/{cube.DONE_PATH}/c/0/0"'
+    result = in_small_tmpfs(
+        f'{cli_run} --quiet; mount -o remount,ro "$MOUNT"; {cli_run}; echo "rc=$?"; '
+        f'mount -o remount,rw "$MOUNT"; {drop}; mount -o remount,ro "$MOUNT"; '
+        f'{cli_run} --quiet; echo "rc=$?"', tmp_path / "ro", "64m")
+    out, err = result.stdout, result.stderr
+    assert f"c.zarr: {N30}/{N30} chunks done\nrc=0" in out, (out, err)
+    assert out.rstrip().endswith("rc=1"), (out, err)
+    assert err.strip().splitlines()[-1].endswith(
+        f"1 of {N30} chunks to compute, but the store's directory is read-only (no lock can "
+        "be taken)"), err

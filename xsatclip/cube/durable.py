@@ -10,7 +10,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
-from ..errors import StoreError
+from ..errors import InvalidOptionError, StoreError
 from .layout import DONE_PATH
 
 if TYPE_CHECKING:
@@ -30,6 +30,15 @@ def check_replaceable(target: StoreTarget, state: str) -> None:
     what = "is unreadable" if state == "unreadable" else "is not an xsatclip cube"
     raise StoreError(f"{target.url} exists and {what}; xsatclip only writes into its own "
                      "cubes or empty directories: remove it yourself or choose another store")
+
+
+def check_scheduler_reaches(target: StoreTarget, distributed: bool) -> None:
+    """InvalidOptionError for a ``memory://`` store with distributed workers: each worker
+    process would write into a memory of its own, and the store would stay empty."""
+    if distributed and target.url.startswith("memory://"):
+        raise InvalidOptionError(f"{target.url} lives in this process's memory: distributed "
+                                 "workers (--workers, scheduler=) cannot write to it; use a "
+                                 "local path or an object store")
 
 
 def clear_store(target: StoreTarget) -> None:

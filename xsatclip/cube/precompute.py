@@ -18,7 +18,7 @@ from ..model.load import ModelLike
 from ..raster import build_embedding, plan_embedding
 from ..raster.embed import ChunksLike
 from .codec import Codec, int8_scale
-from .durable import check_replaceable, remove_leftovers
+from .durable import check_replaceable, check_scheduler_reaches, remove_leftovers
 from .layout import (
     DONE_PATH,
     STORAGE_DTYPES,
@@ -38,7 +38,7 @@ from .store import (
     store_target,
 )
 from .verify import recheck
-from .writer import compute_chunks
+from .writer import LOCAL_SCHEDULERS, compute_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
     check_choice("dtype", dtype, STORAGE_DTYPES)
     template = template_grid(resolution, template, bbox)
     target = store_target(store, storage_options)
+    check_scheduler_reaches(target, scheduler not in (None, *LOCAL_SCHEDULERS))
     with store_lock(target.url, target.local) as writable:
         state, group = inspect_store(target)
         check_replaceable(target, state)  # foreign directories: never touched
