@@ -145,7 +145,8 @@ def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_source, monkeypat
     _run(store, l10_source, resolution=30.0)
     assert sorted(index for index, _, _ in synced) == [(i, j) for i in range(2) for j in range(4)]
     assert {marker for _, marker, _ in synced} == {0}
-    assert {size for _, _, size in synced} == {3 * 3 * 256 * 4}  # float32, uncompressed
+    # One shard of one inner chunk: 3 x 3 x 256 float32 and its crc32c, index entry and crc.
+    assert {size for _, _, size in synced} == {3 * 3 * 256 * 4 + 4 + 16 + 4}
 
 
 @pytest.mark.slow

@@ -106,7 +106,8 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
         stored: dict[str, int] = {}
         if keep and VARIABLE in group:
             array = group[VARIABLE]
-            stored = dict(zip(array.metadata.dimension_names, array.chunks, strict=True))
+            shards = array.shards or array.chunks
+            stored = dict(zip(array.metadata.dimension_names, shards, strict=True))
 
         def fallback_chunk(dim: str, size: int) -> int:
             return stored.get(dim) or default_chunk(size)

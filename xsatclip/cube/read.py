@@ -60,7 +60,8 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
         "dtype": attrs.get("xsatclip_dtype"),
         "scale_factor": array.attrs.get("scale_factor"),
         "quantization": attrs.get("xsatclip_quantization"),
-        "chunks": list(array.chunks),
+        "chunks": list(array.shards or array.chunks),  # shards: the unit of chunks_done
+        "inner_chunks": list(array.chunks),
         "chunks_done": int(np.count_nonzero(done)),
         "chunks_total": int(done.size),
         "chunks_clipped": int(np.count_nonzero(done == DONE_CLIPPED)),

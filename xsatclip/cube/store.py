@@ -206,7 +206,7 @@ def differences(group, emb: xr.DataArray, encoder: Encoder, dtype: str,
     if grid_diffs:
         definition = attrs.get("xsatclip_grid")
         diffs.append(f"grid (the store's: {definition}): " + "; ".join(grid_diffs))
-    stored_chunks = group[VARIABLE].chunks[1:]
+    stored_chunks = (group[VARIABLE].shards or group[VARIABLE].chunks)[1:]
     if chunks_chosen and tuple(sizes.values()) != tuple(stored_chunks):
         diffs.append(f"chunks: the store has {tuple(stored_chunks)}, requested "
                      f"{tuple(sizes.values())}")

@@ -1,0 +1,116 @@
+"""The cube's storage: Zarr v3 shards written whole by one task, small inner chunks with
+crc32c checksums (corruption raises on read), shards never read back while writing."""
+
+from __future__ import annotations
+
+import json
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from xsatclip import cube
+from xsatclip.cube.codec import Codec, shard_bytes
+from xsatclip.cube.layout import INNER_BYTES, inner_chunk
+
+
+def _precompute(store, model, **kwargs) -> str:
+    options = {"resolution": 10.0, "chunks": (6, 12), "progress": False, "model": model,
+               **kwargs}
+    with dask.config.set(num_workers=2):
+        return cube.precompute(store, **options)
+
+
+@pytest.mark.parametrize(("shard", "channels", "inner"), [
+    (120, 256, 4),  # 0.25 and 0.1 degree globes: 16 KiB of float32
+    (90, 256, 3),  # 1 degree globe
+    (128, 256, 4), (125, 256, 5), (6, 256, 3), (3, 256, 3),
+    (17, 256, 1),  # prime: only 1 x 1 divides it within 256 KiB
+    (13, 256, 1),  # prime: 1 is nearer 4 than 13
+    (64, 2048, 4),
+])
+def test_inner_chunk_divides_the_shard_and_fits_256_kib(shard, channels, inner):
+    assert inner_chunk(shard, channels) == inner
+    assert shard % inner == 0 and channels * inner * inner * 4 <= INNER_BYTES
+
+
+def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
+    store = _precompute(tmp_path / "sharded.zarr", l10_source)
+    array = zarr.open_array(store, path=cube.VARIABLE, mode="r")
+    assert array.shards == (256, 6, 12) and array.chunks == (256, 3, 4)
+    meta = json.loads((tmp_path / "sharded.zarr" / cube.VARIABLE / "zarr.json").read_text())
+    (sharding,) = meta["codecs"]
+    assert sharding["name"] == "sharding_indexed"
+    config = sharding["configuration"]
+    assert [c["name"] for c in config["codecs"]] == ["bytes", "crc32c"]
+    assert [c["name"] for c in config["index_codecs"]] == ["bytes", "crc32c"]
+    assert config["index_location"] == "end"
+    info = cube.info(store)
+    assert info["chunks"] == [256, 6, 12] and info["inner_chunks"] == [256, 3, 4]
+    assert info["chunks_done"] == info["chunks_total"] == 3 * 3
+    # 18 x 36 cells in 3 x 3 shard files, each 2 x 3 inner chunks of 3 x 4 x 256 float32 +
+    # crc, then 6 index entries of 16 bytes + crc.
+    files = sorted((tmp_path / "sharded.zarr" / cube.VARIABLE / "c").rglob("*"))
+    sizes = {f.stat().st_size for f in files if f.is_file()}
+    assert sizes == {6 * (3 * 4 * 256 * 4 + 4) + 6 * 16 + 4}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_hand_built_shards_read_back_through_zarr(tmp_path, dtype):
+    """shard_bytes against Zarr's own reader, exact values; an edge shard is padded."""
+    rng = np.random.default_rng(0)
+    values = (rng.standard_normal((5, 14, 9)) * 40).astype(dtype)  # 2 x 3 shards of 8 x 4
+    codec = Codec(dtype, 0.5 if dtype == "int8" else None)
+    encoding = codec.encoding((5, 8, 4))
+    assert encoding["chunks"] == (5, 4, 4)
+    fill = encoding["fill_value"]
+    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=values.shape, dtype=dtype,
+                              chunks=encoding["chunks"], shards=encoding["shards"],
+                              compressors=encoding["compressors"], fill_value=fill)
+    for i in range(2):
+        for j in range(3):
+            block = values[:, 8 * i:8 * i + 8, 4 * j:4 * j + 4]
+            padded = np.full((5, 8, 4), fill, dtype)
+            padded[:, :block.shape[1], :block.shape[2]] = block
+            (tmp_path / "a.zarr" / "c" / "0" / str(i)).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "a.zarr" / "c" / "0" / str(i) / str(j)).write_bytes(
+                shard_bytes(padded, (4, 4)).tobytes())
+    np.testing.assert_array_equal(array[...], values)  # exact: the stored dtype itself
+
+
+@pytest.mark.parametrize(("where", "offset"), [("inner chunk", 100), ("index", -30),
+                                                ("checksum", -2)])
+def test_a_flipped_byte_raises_on_read(tmp_path, l10_source, where, offset):
+    store = _precompute(tmp_path / "corrupt.zarr", l10_source)
+    shard = tmp_path / "corrupt.zarr" / cube.VARIABLE / "c" / "0" / "1" / "2"
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0x01
+    shard.write_bytes(bytes(data))
+    ds = xr.open_zarr(store)
+    np.testing.assert_array_equal(  # another shard still reads
+        np.isfinite(ds[cube.VARIABLE][:, :6, :12].values), True)
+    with pytest.raises(ValueError, match="checksum"):
+        ds[cube.VARIABLE][:, 6:12, 24:36].load()
+
+
+def test_precompute_never_reads_a_shard(tmp_path, l10_source, monkeypatch):
+    """Writing a shard is one put: no shard is read, not even an edge one (a 10 x 10 shard
+    grid of 18 x 36 cells leaves partial shards at both edges) nor on a rerun."""
+    reads = []
+    get = zarr.storage.LocalStore.get
+
+    async def recording(self, key, *args, **kwargs):
+        if key.startswith(f"{cube.VARIABLE}/c/"):
+            reads.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", recording)
+    store = _precompute(tmp_path / "edges.zarr", l10_source, chunks=10)
+    (tmp_path / "edges.zarr" / "_xsatclip" / "done" / "c" / "1" / "3").unlink()
+    _precompute(store, l10_source, chunks=10)
+    assert reads == []
+    monkeypatch.undo()
+    emb = xr.open_zarr(store)[cube.VARIABLE]
+    assert emb.shape == (256, 18, 36) and np.isfinite(emb.values).all()
