@@ -227,7 +227,7 @@ def test_foreign_and_half_created_stores(tmp_path, l10_source):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match=r"is not an xsatclip cube.*overwrite"):
+    with pytest.raises(StoreError, match=r"is not an xsatclip cube; .*remove it yourself"):
         _run(foreign, l10_source, resolution=30.0)
     assert (foreign / "notes.txt").exists()
     # Killed before the consolidated metadata (the last step of creation): created again.

@@ -44,12 +44,17 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
     if state in ("foreign", "unreadable"):
         raise StoreError(f"{target.url} is not an xsatclip cube ({state})")
     attrs = dict(group.attrs)
+    if state == "incomplete" or VARIABLE not in group:
+        return {"store": target.url, "state": "incomplete", "complete_metadata": False,
+                "chunks_done": 0, "chunks_total": None, "model": {}, "created": None,
+                "xsatclip_version": attrs.get("xsatclip_version")}
     array = group[VARIABLE]
     done = np.asarray(zarr.open_array(target.store(read_only=True), path=DONE_PATH,
-                                      mode="r")[...]) if state == "complete" else np.zeros(0)
+                                      mode="r")[...])
     out = {
         "store": target.url,
-        "complete_metadata": state == "complete",
+        "state": state,
+        "complete_metadata": True,
         "dims": dict(zip(array.metadata.dimension_names, array.shape, strict=True)),
         "grid": attrs.get("xsatclip_grid"),
         "dtype": attrs.get("xsatclip_dtype"),
