@@ -40,7 +40,8 @@ def cmd_precompute(args) -> int:
     options = dict(resolution=args.resolution, bbox=args.bbox, level=args.level,
                    model=args.model, chunks=args.chunks, dtype=args.dtype,
                    resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                   batch_size=args.batch_size, numerics=args.numerics, device=args.device)
+                   batch_size=args.batch_size, numerics=args.numerics, device=args.device,
+                   repair=args.repair)
     if args.workers is not None:
         try:
             from distributed import Client, LocalCluster
@@ -50,7 +51,7 @@ def cmd_precompute(args) -> int:
         # worker slow to exit, heartbeats to a closed scheduler) stays silent too.
         quiet = logging.CRITICAL if args.quiet else logging.WARNING
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
+                          host="127.0.0.1", dashboard_address=":0",
                           silence_logs=quiet) as cluster, Client(cluster) as client:
             store = cube.precompute(args.store, scheduler=client, **options)
     else:
@@ -64,9 +65,24 @@ def cmd_precompute(args) -> int:
 def cmd_info(args) -> int:
     from .. import cube
 
+    if args.verify:
+        from ..cube.verify import verify
+
+        report = verify(args.store)
+        for line in report.lines():
+            print(f"{report.store}: {line}")
+        print(f"{report.store}: {report.units_checked} chunks checked, "
+              f"{len(report.missing)} missing, {len(report.corrupt)} corrupt"
+              + ("" if report.ok else " (xsatclip precompute STORE --repair ... recomputes "
+                 "them)"))
+        return 0 if report.ok else 1
     summary = cube.info(args.store)
     if args.json:
         print(json.dumps(summary, indent=2))
+        return 0
+    if summary["state"] == "incomplete":
+        print(f"store:    {summary['store']}\ncomplete: no: the cube is being created, or its "
+              "creation was interrupted (rerun precompute to create it)")
         return 0
     model = summary["model"]
     done, total = summary["chunks_done"], summary["chunks_total"]

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every chunk of an existing matching store")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no messages")
+    p.add_argument("--repair", action="store_true",
+                   help="read every chunk marked done and recompute those corrupt or missing "
+                   "(a rerun always recomputes missing ones)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="address of a dask.distributed scheduler (tcp://host:8786)")
@@ -81,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe a cube written by precompute.")
     p.add_argument("store", help="local path or fsspec URL of the Zarr store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verify", action="store_true",
+                   help="read every chunk: list those corrupt or missing (exit status 1)")
     p.set_defaults(func=commands.cmd_info)
 
     p = sub.add_parser("export", help="write a cube as a Cloud Optimized GeoTIFF",

@@ -26,10 +26,12 @@ from ..raster import find_crs, find_spatial_coords, with_grid_mapping
 from ..raster.coords import EMBEDDING_DIM, WGS84
 from .codec import Codec, quantization_formula
 from .describe import info
+from .durable import check_replaceable
 from .layout import FORMAT_VERSION, VARIABLE, default_chunk
+from .lock import store_lock
 from .metadata import cube_conventions, point_attrs
 from .read import open_cube
-from .store import create_store, inspect_store, store_lock, store_target
+from .store import create_store, inspect_store, store_target
 from .writer import compute_chunks
 
 
@@ -62,8 +64,9 @@ def convert(old: str | os.PathLike, new: str | os.PathLike, *, overwrite: bool =
     attrs.update(conventions)
     values = emb.data if codec.dtype != "int8" else emb.data * np.float64(codec.scale)
     target = store_target(new, storage_options)
-    with store_lock(target):
+    with store_lock(target.url, target.local):
         state, _ = inspect_store(target)
+        check_replaceable(target, state)  # foreign directories: never touched
         if state != "absent" and not overwrite:
             raise StoreError(f"{target.url} exists; pass overwrite=True (--overwrite) to "
                              "replace it")

@@ -27,7 +27,7 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
     """Summary of the embedding store at ``store`` (path or fsspec URL) as a plain dict:
     variable, layout, dims, CRS, dtype, codecs, bytes on disk, latitude order as stored,
     completeness, provenance; ``unverified`` lists what a store not written by xsatclip
-    cannot tell."""
+    cannot tell. A cube being created (or killed while it was) is ``state`` incomplete."""
     url = str(store) if "://" in str(store) else os.path.abspath(os.path.expanduser(store))
     try:
         group = zarr.open_group(url, mode="r", storage_options=storage_options)
@@ -36,16 +36,22 @@ def info(store: str | os.PathLike, *, storage_options: dict | None = None) -> di
     except (ValueError, OSError) as exc:  # corrupt zarr.json, unknown metadata, ...
         raise StoreError(f"{url} is not a readable Zarr store ({exc})") from None
     attrs = dict(group.attrs)
+    cube = "xsatclip_cube" in attrs
+    empty = not attrs and next(iter(group.keys()), None) is None  # a creation's first object
+    unfinished = group.metadata.consolidated_metadata is None or VARIABLE not in group
+    if empty or (cube and unfinished):
+        return {"store": url, "state": "incomplete", "complete_metadata": False,
+                "chunks_done": 0, "chunks_total": None, "model": {}, "created": None,
+                "xsatclip_version": attrs.get("xsatclip_version")}
     name = embedding_array_name(group, url)
     array = _array(group, name)
     dims = dimension_names(array)
     spatial = [d for d in dims if d != EMBEDDING_DIM]
     ydim = next((d for d in spatial if d.lower() in Y_NAMES), spatial[0])
-    cube = "xsatclip_cube" in attrs
     out: dict[str, Any] = {
         "store": url,
-        "state": ("complete" if group.metadata.consolidated_metadata is not None
-                  else "incomplete") if cube else "foreign",
+        "state": "complete" if cube else "foreign",
+        "complete_metadata": cube,
         "variable": name,
         "layout": "band-first" if dims[0] == EMBEDDING_DIM else "channels-last (v1)",
         "dims": dict(zip(dims, array.shape, strict=True)),
