@@ -59,7 +59,25 @@ def cmd_precompute(args) -> int:
     summary = cube.info(store)
     if not args.quiet:
         print(f"{store}: {summary['chunks_done']}/{summary['chunks_total']} chunks done")
+    if args.stac:
+        _write_stac_once(store, quiet=args.quiet)
     return 0
+
+
+def _write_stac_once(store: str, *, quiet: bool) -> None:
+    """The STAC Item beside ``store`` (STORE.stac.json), unless one is already there."""
+    import fsspec
+
+    from ..cube.stac import write_stac_item
+
+    path = store + ".stac.json"
+    if fsspec.core.url_to_fs(path)[0].exists(path):
+        if not quiet:
+            print(f"{path}: kept (already there)")
+        return
+    write_stac_item(store)
+    if not quiet:
+        print(path)
 
 
 def cmd_info(args) -> int:

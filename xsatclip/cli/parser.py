@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true",
                    help="read every chunk marked done and recompute those corrupt or missing "
                    "(a rerun always recomputes missing ones)")
+    p.add_argument("--stac", action="store_true",
+                   help="also write a STAC Item beside the store (STORE.stac.json) when there "
+                        "is none yet (needs the stac extra)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="address of a dask.distributed scheduler (tcp://host:8786)")
