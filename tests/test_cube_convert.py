@@ -14,6 +14,7 @@ import zarr
 import xsatclip
 from xsatclip import cli, cube
 from xsatclip.cube.metadata import check_geoemb
+from xsatclip.errors import StoreError
 
 CONVENTION_KEYS = ("zarr_conventions", "geoemb:", "proj:", "spatial:", "grid_mapping")
 
@@ -72,6 +73,12 @@ def test_v1_cube_is_read_band_first(cubes):
     for method in ("nearest", "linear"):
         np.testing.assert_array_equal(xsatclip.sample(v1, lon, lat, method=method).values,
                                       xsatclip.sample(current, lon, lat, method=method).values)
+
+
+def test_precompute_into_a_v1_cube_names_convert(cubes, l10):
+    _, v1 = cubes
+    with pytest.raises(StoreError, match=r"xsatclip convert OLD NEW"):
+        _precompute(v1, l10)
 
 
 def test_convert_v1_gives_the_current_cube(cubes, tmp_path, capsys):
