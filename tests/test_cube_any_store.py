@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
+import zarr
 
 import xsatclip
 from xsatclip import cli, cube
+from xsatclip.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,3 +114,18 @@ def test_info_cli_does_not_import_torch(foreign):
     *summary, torch_loaded = result.stdout.strip().splitlines()
     assert json.loads("\n".join(summary))["variable"] == "vectors"
     assert json.loads(torch_loaded) is False
+
+
+def test_store_xarray_cannot_open_is_refused_in_one_line(tmp_path, capsys):
+    store = tmp_path / "bad.zarr"
+    group = zarr.open_group(store, mode="w", zarr_format=3)
+    group.create_array("lat", data=np.arange(3.0), dimension_names=("lat",))
+    group.create_array("lon", data=np.arange(4.0), dimension_names=("lon",))
+    group.create_array("v", data=np.zeros((5, 4, 8), "f4"),
+                       dimension_names=("lat", "lon", "embedding"))
+    with pytest.raises(StoreError, match=r"xarray cannot open .*conflicting sizes"):
+        xsatclip.open_cube(store)
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n1,2\n")
+    assert cli.main(["sample", str(store), "--points", str(points)]) == 1
+    assert "conflicting sizes" in capsys.readouterr().err

@@ -4,9 +4,8 @@ Besides cubes written by ``precompute``, :func:`open_cube` opens any Zarr store 
 3-D variable with an ``embedding`` dim and geographic (lat/lon) or projected (x/y with a CRS)
 coordinates (also when named ``embedding`` like its dim), and version 1 cubes (channels-last
 ``(lat, lon, embedding)``): the embeddings come back band-first as ``embeddings``, and
-``xsatclip_unverified`` names what such a store cannot tell. A store xarray cannot open is
-refused with the ``xsatclip convert`` command that rewrites a readable one as a current
-cube.
+``xsatclip_unverified`` names what such a store cannot tell; ``xsatclip convert`` rewrites
+any of them as a cube of this version. A store xarray cannot open is refused (StoreError).
 """
 
 from __future__ import annotations
@@ -57,10 +56,9 @@ def open_cube(store: str | os.PathLike, *, storage_options: dict | None = None,
 def _open_zarr(target: StoreTarget, kwargs: dict[str, Any]) -> xr.Dataset:
     try:
         return xr.open_zarr(target.store(read_only=True), **kwargs)
-    except ValueError as exc:  # e.g. a variable named like its 'embedding' dim
-        raise StoreError(f"xarray cannot open {target.url} ({' '.join(str(exc).split())}); "
-                         f"rewrite it as a cube with: xsatclip convert {target.url} "
-                         "NEW.zarr") from None
+    except ValueError as exc:  # e.g. conflicting sizes of a dimension
+        raise StoreError(f"xarray cannot open {target.url}: "
+                         f"{' '.join(str(exc).split())}") from None
 
 
 def _open_any(target: StoreTarget, kwargs: dict[str, Any]) -> xr.Dataset:
