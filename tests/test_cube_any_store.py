@@ -110,7 +110,7 @@ def test_info_cli_does_not_import_torch(foreign):
             "print(json.dumps('torch' in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120, check=True)
+                            env=env, cwd=ROOT, timeout=120, check=True)  # this tree's xsatclip
     *summary, torch_loaded = result.stdout.strip().splitlines()
     assert json.loads("\n".join(summary))["variable"] == "vectors"
     assert json.loads(torch_loaded) is False
