@@ -17,10 +17,10 @@ import mmap
 import os
 from typing import cast
 
-import google_crc32c
 import numba
 import numpy as np
 import zarr
+from google_crc32c import value as crc32c
 from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ShardingCodecIndexLocation
 from zarr.codecs.bytes import Endian
@@ -131,7 +131,7 @@ class PointReader:
             if raw is None:
                 out.append(None)
                 continue
-            if raw.size != nbytes or _crc(raw[:-4]) != raw[-4:].copy().view("<u4")[0]:
+            if raw.size != nbytes or crc32c(raw[:-4]) != raw[-4:].copy().view("<u4")[0]:
                 raise StoreError(f"{self.url}: the index of shard {key} fails its crc32c "
                                  "checksum (corrupt or truncated); recompute it with "
                                  "precompute")
@@ -162,7 +162,7 @@ class PointReader:
     def _verify(self, key: str, buffer: np.ndarray, starts: np.ndarray, size: int,
                 chunks: np.ndarray) -> None:
         stored = buffer[(starts + size)[:, None] + np.arange(4)].view("<u4")[:, 0]
-        computed = np.fromiter((_crc(buffer[s:s + size]) for s in starts.tolist()),
+        computed = np.fromiter((crc32c(buffer[s:s + size]) for s in starts.tolist()),
                                np.uint32, starts.size)
         bad = np.flatnonzero(stored != computed)
         if bad.size:
@@ -218,10 +218,6 @@ async def _fetch(store: Store, requests: list) -> list:
     buffers = await asyncio.gather(*(store.get(key, prototype, byte_range=request)
                                      for key, request in requests))
     return [None if b is None else b.as_numpy_array().view(np.uint8) for b in buffers]
-
-
-def _crc(data: np.ndarray) -> int:
-    return google_crc32c.value(data)
 
 
 def open_points(store: Store, url: str) -> PointReader | None:
