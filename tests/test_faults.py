@@ -16,7 +16,7 @@ import dask
 import numpy as np
 import pytest
 import zarr
-from fault_injection import assert_killed, in_small_tmpfs, run_script, truncate
+from fault_injection import assert_killed, flip_byte, in_small_tmpfs, run_script, truncate
 
 import xsatclip
 from xsatclip import cli, cube
@@ -353,3 +353,34 @@ def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source):
     assert err.strip().splitlines()[-1].endswith(
         f"1 of {N30} chunks to compute, but the store's directory is read-only (no lock can "
         "be taken)"), err
+
+
+def test_a_flipped_byte_is_found_and_repaired(tmp_path, l10_source, reference, capsys):
+    """Shards carry a crc32c per inner chunk: one flipped bit of a value (which would read as
+    another float, or inf) fails verification and is recomputed by --repair."""
+    import shutil
+
+    store = tmp_path / "flipped.zarr"
+    shutil.copytree(reference, store)
+    key = unit_key(zarr.open_array(str(store), path=cube.VARIABLE, mode="r"), (1, 3))
+    flip_byte(store / key, 1000)  # inside the first inner chunk's values
+    assert cli.main(["info", str(store), "--verify"]) == 1
+    assert f"{store}: unit [1, 3]: corrupt (" in capsys.readouterr().out
+    with dask.config.set(num_workers=2):
+        assert cli.main(["precompute", str(store), "--resolution", "30", "--chunks", "3",
+                         "--model", l10_source, "--quiet", "--repair"]) == 0
+    _assert_same_values(store, reference)
+
+
+def test_sample_names_a_chunk_marked_done_but_missing(tmp_path, reference, capsys):
+    import shutil
+
+    store = tmp_path / "holed.zarr"
+    shutil.copytree(reference, store)
+    (store / unit_key(zarr.open_array(str(store), path=cube.VARIABLE), (0, 1))).unlink()
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n-45,75\n")  # in unit (0, 1): rows 0-2, columns 3-5
+    assert cli.main(["sample", str(store), "--points", str(points)]) == 1
+    assert capsys.readouterr().err == (
+        f"xsatclip: error: {store}: chunk(s) [0, 1] of embeddings are marked done but missing "
+        "from the store (deleted or lost); rerun precompute to recompute them\n")

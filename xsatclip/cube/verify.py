@@ -111,6 +111,20 @@ def missing_units(target: StoreTarget, group: zarr.Group, done: np.ndarray) -> l
             if unit_key(array, unit) not in present]
 
 
+def check_marked_units(store: str | os.PathLike, *, storage_options: dict | None = None
+                       ) -> None:
+    """StoreError naming the units marked done whose object is missing (a listing: cheap);
+    what explains NaN values where a cube says it is complete."""
+    target = store_target(store, storage_options)
+    group = _complete_group(target)
+    gone = missing_units(target, group, np.asarray(_array(group, DONE_PATH)[...]))
+    if gone:
+        names = ", ".join(str(list(unit)) for unit in gone[:8]) + (" ..." if gone[8:] else "")
+        raise StoreError(f"{target.url}: chunk(s) {names} of {VARIABLE} are marked done but "
+                         "missing from the store (deleted or lost); rerun precompute to "
+                         "recompute them")
+
+
 def verify(store: str | os.PathLike, *, storage_options: dict | None = None) -> Verification:
     """Check every unit marked done (it exists and decodes) and every array's metadata."""
     target = store_target(store, storage_options)
