@@ -312,7 +312,7 @@ def test_distributed_run_equals_local_run(tmp_path, l10_source):
     local = tmp_path / "local.zarr"
     _run(local, l10_source, **small)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             _run(tmp_path / "client.zarr", l10_source, scheduler=client, **small)
         status = cli.main(["precompute", str(tmp_path / "address.zarr"), "--resolution", "30",

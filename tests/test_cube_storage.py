@@ -11,9 +11,13 @@ import pytest
 import xarray as xr
 import zarr
 
+import xsatclip
 from xsatclip import cube
+from xsatclip.cube import points
 from xsatclip.cube.codec import Codec, shard_bytes
 from xsatclip.cube.layout import INNER_BYTES, inner_chunk
+from xsatclip.cube.store import store_target
+from xsatclip.errors import StoreError
 
 
 def _precompute(store, model, **kwargs) -> str:
@@ -114,3 +118,72 @@ def test_precompute_never_reads_a_shard(tmp_path, l10_source, monkeypatch):
     monkeypatch.undo()
     emb = xr.open_zarr(store)[cube.VARIABLE]
     assert emb.shape == (256, 18, 36) and np.isfinite(emb.values).all()
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, l10_source) -> dict[str, str]:
+    """10 degree cubes (18 x 36 cells, shards 6 x 12, inner 3 x 4) in each storage dtype."""
+    root = tmp_path_factory.mktemp("points")
+    return {dtype: _precompute(root / f"{dtype}.zarr", l10_source, dtype=dtype)
+            for dtype in ("float32", "float16", "int8")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("method", ["nearest", "linear"])
+def test_byte_range_reads_equal_xarray_reads(stores, dtype, method):
+    """The point reader (a store path) against xarray's isel (the opened Dataset): the same
+    float32 values, bit for bit; int8 decoded the same way."""
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)
+    store = stores[dtype]
+    assert points.open_points(zarr.storage.LocalStore(store, read_only=True), store)
+    by_range = xsatclip.sample(store, lon, lat, method=method)
+    by_xarray = xsatclip.sample(cube.open_cube(store), lon, lat, method=method)
+    assert by_range.dtype == by_xarray.dtype == np.float32
+    np.testing.assert_array_equal(by_range.values, by_xarray.values)
+
+
+def test_a_point_reads_one_index_and_one_inner_chunk(stores, monkeypatch):
+    fetched = []
+    chunk_bytes = points.PointReader._chunk_bytes
+
+    def recording(self, requests, length):
+        fetched.extend((key, offsets.size, length) for key, offsets, _ in requests)
+        return chunk_bytes(self, requests, length)
+
+    monkeypatch.setattr(points.PointReader, "_chunk_bytes", recording)
+    xsatclip.sample(stores["float32"], [12.0], [33.0])  # row 5, col 19: shard (0, 1)
+    assert fetched == [(f"{cube.VARIABLE}/c/0/0/1", 1, 3 * 4 * 256 * 4 + 4)]
+
+
+def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_source):
+    store = _precompute(tmp_path / "damaged.zarr", l10_source)
+    shards = tmp_path / "damaged.zarr" / cube.VARIABLE / "c" / "0"
+    (shards / "2" / "0").unlink()  # rows 12..17, cols 0..11: never written
+    out = xsatclip.sample(store, [-170.0, 10.0], [-75.0, 5.0]).values
+    assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+
+    shard = shards / "1" / "1"  # rows 6..11, cols 12..23 in 2 x 3 inner chunks of 3 x 4
+    data = bytearray(shard.read_bytes())  # inner chunk (1, 2): rows 9..11, cols 20..23
+    data[5 * (3 * 4 * 256 * 4 + 4) + 7] ^= 0x10
+    shard.write_bytes(bytes(data))
+    assert np.isfinite(xsatclip.sample(store, [-45.0], [-5.0]).values).all()  # chunk (1, 0)
+    with pytest.raises(StoreError, match=r"shard embeddings/c/0/1/1, inner chunk\(s\) "
+                                         r"\(row, col\) \[\(1, 2\)\] fail their crc32c"):
+        xsatclip.sample(store, [35.0], [-25.0])  # row 11, col 21
+    shard.write_bytes(bytes(data[:-10]))  # truncated: the index is gone
+    with pytest.raises(StoreError, match=r"index of shard embeddings/c/0/1/1 fails"):
+        xsatclip.sample(store, [35.0], [-25.0])
+
+
+def test_memory_store_reads_by_byte_range(stores, l10_source):
+    """A store that is not a local directory: byte-range gets through the Zarr store."""
+    url = "memory://xsatclip-tests/points.zarr"
+    _precompute(url, l10_source, overwrite=True)
+    assert points.open_points(store_target(url).store(read_only=True), url) is not None
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(-180, 180, 200), rng.uniform(-90, 90, 200)
+    for method in ("nearest", "linear"):
+        np.testing.assert_array_equal(xsatclip.sample(url, lon, lat, method=method).values,
+                                      xsatclip.sample(stores["float32"], lon, lat,
+                                                      method=method).values)

@@ -97,6 +97,17 @@ def test_poles(global10, values10, l10):
     np.testing.assert_allclose(exact, l10.encode(lon, np.full(4, 90.0)), atol=ATOL32)
 
 
+def test_samples_write_to_netcdf_and_keep_provenance_only(global10, tmp_path):
+    samples = xsatclip.sample(global10, [0.1, 12.0], [0.2, 33.0])
+    # The cube's grid metadata (conventions, grid_mapping) does not describe points.
+    assert "grid_mapping" not in samples.attrs and "zarr_conventions" not in samples.attrs
+    assert not [k for k in samples.attrs if k.startswith(("geoemb:", "proj:", "spatial:"))]
+    assert samples.attrs["model_sha256"] == xr.open_zarr(global10).attrs["model_sha256"]
+    samples.to_netcdf(tmp_path / "samples.nc")  # scipy backend: strings and numbers only
+    reread = xr.open_dataarray(tmp_path / "samples.nc")
+    np.testing.assert_array_equal(reread.values, samples.values)  # float32, bit for bit
+
+
 def test_exact_equals_encode_and_reads_no_data(global10, l10, tmp_path):
     rng = np.random.default_rng(1)
     lon, lat = rng.uniform(-180, 360, 40), rng.uniform(-90, 90, 40)

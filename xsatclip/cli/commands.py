@@ -51,7 +51,7 @@ def cmd_precompute(args) -> int:
         # worker slow to exit, heartbeats to a closed scheduler) stays silent too.
         quiet = logging.CRITICAL if args.quiet else logging.WARNING
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
+                          host="127.0.0.1", dashboard_address=":0",
                           silence_logs=quiet) as cluster, Client(cluster) as client:
             store = cube.precompute(args.store, scheduler=client, **options)
     else:
