@@ -366,6 +366,9 @@ def test_a_flipped_byte_is_found_and_repaired(tmp_path, l10_source, reference, c
     flip_byte(store / key, 1000)  # inside the first inner chunk's values
     assert cli.main(["info", str(store), "--verify"]) == 1
     assert f"{store}: unit [1, 3]: corrupt (" in capsys.readouterr().out
+    with pytest.raises(StoreError, match=rf"shard {key}, inner chunk\(s\) .* fail their "
+                                         r"crc32c checksum .*precompute --repair"):
+        xsatclip.sample(store, [135.0], [-45.0])  # row 4, column 10: in unit (1, 3)
     with dask.config.set(num_workers=2):
         assert cli.main(["precompute", str(store), "--resolution", "30", "--chunks", "3",
                          "--model", l10_source, "--quiet", "--repair"]) == 0
@@ -384,3 +387,6 @@ def test_sample_names_a_chunk_marked_done_but_missing(tmp_path, reference, capsy
     assert capsys.readouterr().err == (
         f"xsatclip: error: {store}: chunk(s) [0, 1] of embeddings are marked done but missing "
         "from the store (deleted or lost); rerun precompute to recompute them\n")
+    with pytest.raises(StoreError, match=r"chunk\(s\) \[0, 1\] of embeddings are marked done"):
+        xsatclip.sample(store, [-45.0], [75.0], method="linear")
+    assert not np.isnan(xsatclip.sample(store, [45.0], [75.0]).values).any()  # elsewhere

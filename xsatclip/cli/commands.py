@@ -162,10 +162,6 @@ def cmd_sample(args) -> int:
     table, lon, lat = read_points(args.points)
     values = sample(args.store, lon, lat, method=args.method).values
     missing = int(np.isnan(values).any(axis=1).sum())
-    if missing and args.method != "exact":
-        from ..cube.verify import check_marked_units
-
-        check_marked_units(args.store)  # NaN where the markers say done: name the chunks
     if missing:
         print(f"xsatclip: warning: {missing} point(s) have no value (NaN): outside the cube, "
               "in chunks not computed yet, or NaN coordinates", file=sys.stderr)
