@@ -337,14 +337,15 @@ def test_a_store_under_a_file_fails_in_one_line(tmp_path, capsys, l10_source):
 
 
 @pytest.mark.slow
-def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source):
+def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source, reference):
     """On a file system remounted read-only (no lock file can be made) a finished store
     reruns to 'nothing to do'; one with chunks to compute fails in one line."""
     cli_run = (f'"{sys.executable}" -m xsatclip.cli precompute "$MOUNT/c.zarr" '
                f'--resolution 30 --chunks 3 --model {l10_source}')
     drop = f'rm "$MOUNT/c.zarr/{cube.DONE_PATH}/c/0/0"'
     result = in_small_tmpfs(
-        f'{cli_run} --quiet; mount -o remount,ro "$MOUNT"; {cli_run}; echo "rc=$?"; '
+        f'cp -r {reference} "$MOUNT/c.zarr"; mount -o remount,ro "$MOUNT"; {cli_run}; '
+        'echo "rc=$?"; '
         f'mount -o remount,rw "$MOUNT"; {drop}; mount -o remount,ro "$MOUNT"; '
         f'{cli_run} --quiet; echo "rc=$?"', tmp_path / "ro", "64m")
     out, err = result.stdout, result.stderr
@@ -390,3 +391,51 @@ def test_sample_names_a_chunk_marked_done_but_missing(tmp_path, reference, capsy
     with pytest.raises(StoreError, match=r"chunk\(s\) \[0, 1\] of embeddings are marked done"):
         xsatclip.sample(store, [-45.0], [75.0], method="linear")
     assert not np.isnan(xsatclip.sample(store, [45.0], [75.0]).values).any()  # elsewhere
+
+
+# 1 and 4 on S3 (a moto server on loopback) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3_options():
+    """storage_options of a moto S3 server on a free loopback port with a bucket 'cubes'."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (dev group) runs S3")
+    pytest.importorskip("s3fs", reason="s3fs (the s3 extra) reads s3:// URLs")
+    import socket
+
+    import boto3  # moto's own dependency
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing",
+                 ).create_bucket(Bucket="cubes")
+    yield {"key": "testing", "secret": "testing", "use_listings_cache": False,
+           "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    server.stop()
+
+
+def test_on_s3_a_half_created_store_and_a_killed_overwrite_are_rebuilt(s3_options,
+                                                                       reference):
+    url = "s3://cubes/half.zarr"
+    zarr.open_group(zarr.storage.FsspecStore.from_url(url, storage_options=s3_options),
+                    mode="w", zarr_format=3)  # what a kill during creation leaves
+    assert cube.info(url, storage_options=s3_options)["state"] == "incomplete"
+    _run(url, "bluemarble-l40", storage_options=s3_options)
+    result = run_script("""
+        import json, sys
+        import s3fs
+        kill_on(s3fs.S3FileSystem, "rm", 2)  # after deleting two of the store's entries
+        precompute(sys.argv[1], model="bluemarble-l10", overwrite=True,
+                   storage_options=json.loads(sys.argv[2]))
+    """, url, json.dumps(s3_options))
+    assert_killed(result)
+    assert cube.info(url, storage_options=s3_options)["state"] == "incomplete"
+    _run(url, "bluemarble-l10", storage_options=s3_options)
+    local = zarr.open_array(str(reference), path=cube.VARIABLE, mode="r")[...]
+    remote = zarr.open_array(zarr.storage.FsspecStore.from_url(url, storage_options=s3_options),
+                             path=cube.VARIABLE, mode="r")[...]
+    np.testing.assert_array_equal(remote, local)  # float32, bit for bit
