@@ -439,3 +439,35 @@ def test_on_s3_a_half_created_store_and_a_killed_overwrite_are_rebuilt(s3_option
     remote = zarr.open_array(zarr.storage.FsspecStore.from_url(url, storage_options=s3_options),
                              path=cube.VARIABLE, mode="r")[...]
     np.testing.assert_array_equal(remote, local)  # float32, bit for bit
+
+
+# 7. Durability: the directory entry of a renamed shard is on disk before its marker ------------
+
+def test_each_shard_directory_is_fsynced_before_its_marker(tmp_path, l10_source, monkeypatch):
+    """Zarr writes a shard to a temporary file and renames it into place: the rename is only
+    durable once the directory is fsynced, which must happen before the marker is set."""
+    store = tmp_path / "synced.zarr"
+    events, last_data = [], []
+    fdatasync, fsync = os.fdatasync, os.fsync
+
+    def record_data(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if f"/{cube.VARIABLE}/c/" in path:
+            _, i, j = (int(part) for part in path.split("/c/")[-1].split("/"))
+            last_data.append((i, j))
+        fdatasync(fd)
+
+    def record_directory(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isdir(path) and f"/{cube.VARIABLE}/c/0/" in path and last_data:
+            i, j = last_data[-1]  # one thread writes: the shard just flushed
+            marker = zarr.open_array(str(store), path=cube.DONE_PATH, mode="r")[i, j]
+            events.append(((i, j), path.endswith(f"/c/0/{i}"), int(marker)))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record_data)
+    monkeypatch.setattr(os, "fsync", record_directory)
+    with dask.config.set(num_workers=2):
+        cube.precompute(store, resolution=30.0, chunks=3, model=l10_source, progress=False)
+    assert sorted(unit for unit, _, _ in events) == [(i, j) for i in range(2) for j in range(4)]
+    assert all(right_folder and marker == 0 for _, right_folder, marker in events)
