@@ -13,7 +13,7 @@ import zarr
 
 from ..errors import StoreError, check_choice
 from ..harmonics import Numerics
-from ..model.backend import DeviceLike
+from ..model.backend import DeviceLike, DType
 from ..model.load import ModelLike
 from ..raster import build_embedding, plan_embedding
 from ..raster.embed import ChunksLike
@@ -48,7 +48,8 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
                resume: bool = True, overwrite: bool = False, scheduler: Any = None,
                progress: bool = True, batch_size: int | None = None,
                numerics: Numerics | None = None, device: DeviceLike = "auto",
-               storage_options: dict | None = None) -> str:
+               storage_options: dict | None = None,
+               compute_dtype: DType = "float32") -> str:
     """Compute a cube of SatCLIP embeddings into a Zarr v3 store, resumably.
 
     Parameters
@@ -73,6 +74,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
     batch_size : points per forward pass inside a chunk.
     numerics, device : passed on to the model (``device`` also to the workers).
     storage_options : for fsspec URLs.
+    compute_dtype : the encoder's dtype, "float32" or "bfloat16" (see ``load_model``).
 
     Returns
     -------
@@ -106,7 +108,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             return stored.get(dim) or default_chunk(size)
 
         plan = plan_embedding(template, level=level, model=model, numerics=numerics,
-                              dtype="float32", device=device, batch_size=batch_size,
+                              dtype=compute_dtype, device=device, batch_size=batch_size,
                               chunks=chunks, default_chunk=fallback_chunk)
         emb = build_embedding(plan)
         encoder = plan.encoder

@@ -102,7 +102,7 @@ class LocationEncoder(Encoder):
             self.dtype = "float32"
             return InferenceWeights.of(self.network)
         weights = InferenceWeights.of(self.network, half=True,
-                                      float32_products=support == "float32 products")
+                                      split=support == "float32 products")
         features = check_features(self.level, self.config.convention, self.numerics)
         reference = self.config.build_network().double()
         reference.load_state_dict(self.network.state_dict())

@@ -5,8 +5,9 @@ in-place ``sin`` (no ``mul`` pass); optionally a bfloat16 head.
 bfloat16 head (``dtype="bfloat16"``). The basis and the first layer's fold carry the
 precision that the poles and high degrees need and stay float32 (fold in float64). The layers
 after the first take bfloat16 operands: their sine outputs and weights are rounded to
-bfloat16, multiplied with float32 accumulation (and float32 results where the device offers
-them, :func:`~xsatclip.model.backend.bfloat16_support`), and the bias is added in float32.
+bfloat16, multiplied with float32 accumulation (split into hi + lo pairs where the device
+returns float32 products, :func:`~xsatclip.model.backend.bfloat16_support`), and the bias is
+added in float32.
 Outputs are float32. benchmarks/bf16_error.py measures the error against float64 and set
 beside the storage bounds; :meth:`InferenceWeights.check_error` refuses weights whose error
 exceeds the int8 storage bound.
@@ -40,43 +41,62 @@ def check_features(level: int, convention: Convention, numerics: Numerics) -> to
                                                 dtype=np.float64))
 
 
+def float32_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` of bfloat16 matrices with float32 accumulation and float32 results (CUDA)."""
+    return torch.mm(a, b, out_dtype=torch.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class InferenceWeights:
     """``first``: (hidden, dim_in) weight and (hidden,) bias of the first layer, times its
     ``w0``, in the model's float dtype. ``hidden``: the other sine layers' (out, in) weights
-    and (out,) biases, times their ``w0``; ``last``: the linear last layer. With
-    ``half=True`` the weights of ``hidden`` and ``last`` are bfloat16, their biases float32."""
+    and (out,) biases, times their ``w0``; ``last``: the linear last layer.
+
+    With ``half=True`` the weights of ``hidden`` and ``last`` are bfloat16 (biases float32).
+    Where the device returns float32 products (``split=True``) each weight and operand is a
+    sum ``hi + lo`` of two bfloat16 matrices and a product takes three GEMMs,
+    ``hi hi + hi lo + lo hi`` (error ~1e-5 of the amplitude instead of ~4e-3;
+    benchmarks/bf16_error.py); with bfloat16 results, one GEMM (the split would not help:
+    rounding the results dominates).
+    """
 
     first: tuple[torch.Tensor, torch.Tensor]
     hidden: tuple[tuple[torch.Tensor, torch.Tensor], ...]
     last: tuple[torch.Tensor, torch.Tensor]
     half: bool
-    float32_products: bool  # bfloat16 products return float32 on this device
+    split: bool
+    low: tuple[torch.Tensor, ...]  # split: the lo parts of hidden's weights, then last's
 
     @classmethod
     def of(cls, network: SirenNet, *, half: bool = False,
-           float32_products: bool = False) -> InferenceWeights:
+           split: bool = False) -> InferenceWeights:
         """Folded copies of ``network``'s weights (on its device, in its dtype)."""
         with torch.no_grad():
             first, *rest = network.sine_layers
             scaled = [(layer.weight * layer.w0, layer.bias * layer.w0) for layer in rest]
-            last = (network.last_layer.weight.clone(), network.last_layer.bias.clone())
+            scaled.append((network.last_layer.weight.clone(), network.last_layer.bias.clone()))
+            low: list[torch.Tensor] = []
             if half:
+                low = [(w - w.to(torch.bfloat16).to(w.dtype)).to(torch.bfloat16)
+                       for w, _ in scaled] if split else []
                 scaled = [(w.to(torch.bfloat16), b.float()) for w, b in scaled]
-                last = (last[0].to(torch.bfloat16), last[1].float())
-            return cls((first.weight * first.w0, first.bias * first.w0), tuple(scaled), last,
-                       half, float32_products)
+            return cls((first.weight * first.w0, first.bias * first.w0), tuple(scaled[:-1]),
+                       scaled[-1], half, split, tuple(low))
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-               out: torch.Tensor) -> torch.Tensor:
-        """``x @ weight.T + bias`` for rows ``x`` (N, in) into ``out`` (N, out)."""
+    def linear(self, x: torch.Tensor, index: int, out: torch.Tensor) -> torch.Tensor:
+        """``x @ W.T + b`` of layer ``index`` after the first (the last layer: -1) for rows
+        ``x`` (N, in) into ``out`` (N, out)."""
+        weight, bias = (*self.hidden, self.last)[index]
         if not self.half:
             return torch.addmm(bias, x, weight.T, out=out)
-        operand = x.to(torch.bfloat16)
-        if self.float32_products:
-            out.copy_(torch.mm(operand, weight.T, out_dtype=torch.float32))
+        hi = x.to(torch.bfloat16)
+        if self.split:
+            lo = (x - hi.to(x.dtype)).to(torch.bfloat16)
+            out.copy_(float32_products(hi, weight.T))
+            out.add_(float32_products(hi, self.low[index].T))
+            out.add_(float32_products(lo, weight.T))
         else:
-            out.copy_(torch.mm(operand, weight.T))
+            out.copy_(torch.mm(hi, weight.T))
         return out.add_(bias)
 
     def head(self, first_preactivation: torch.Tensor,
@@ -86,10 +106,10 @@ class InferenceWeights:
         between the two flat ``buffers`` (at least N * hidden elements each), the last layer
         writes into ``out`` (N, embed_dim), which is returned."""
         x = first_preactivation.sin_()
-        for i, (weight, bias) in enumerate(self.hidden):
+        for i, (weight, _) in enumerate(self.hidden):
             h = buffers[(i + 1) % 2][: x.shape[0] * weight.shape[0]].view(x.shape[0], -1)
-            x = self.linear(x, weight, bias, h).sin_()
-        return self.linear(x, *self.last, out)
+            x = self.linear(x, i, h).sin_()
+        return self.linear(x, -1, out)
 
     def max_error(self, features: torch.Tensor, reference: SirenNet) -> tuple[float, float]:
         """Max |error| of this head on basis ``features`` (N, dim_in, float64) against
