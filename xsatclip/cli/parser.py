@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of a dask.distributed scheduler (tcp://host:8786)")
     where.add_argument("--workers", type=int, metavar="N",
                        help="start a local dask.distributed cluster of N processes")
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="the encoder's compute dtype (bfloat16: the layers after the first "
+                   "in bfloat16, float32 where the CPU or GPU lacks fast bfloat16)")
     p.set_defaults(func=commands.cmd_precompute)
 
     p = sub.add_parser("info", help="grid, model, dtype and completeness of a cube",
