@@ -118,6 +118,10 @@ def test_precompute_never_reads_a_shard(tmp_path, l10_source, monkeypatch):
     monkeypatch.undo()
     emb = xr.open_zarr(store)[cube.VARIABLE]
     assert emb.shape == (256, 18, 36) and np.isfinite(emb.values).all()
+    # Every cell read back by byte range, edge shards (8 x 6 of 10 x 10 cells) included.
+    lat, lon = np.meshgrid(emb.lat.values, emb.lon.values, indexing="ij")
+    cells = xsatclip.sample(store, lon.ravel(), lat.ravel()).values  # float32, exact
+    np.testing.assert_array_equal(cells, emb.values.reshape(256, -1).T)
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +192,24 @@ def test_memory_store_reads_by_byte_range(stores, l10_source):
         np.testing.assert_array_equal(xsatclip.sample(url, lon, lat, method=method).values,
                                       xsatclip.sample(stores["float32"], lon, lat,
                                                       method=method).values)
+
+
+def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
+    """Shards zarr-python wrote itself (inner chunks in its own order, all-NaN ones left out
+    of the index): the reader agrees with zarr's own reads, exactly (float32)."""
+    rng = np.random.default_rng(6)
+    values = rng.standard_normal((8, 20, 30)).astype(np.float32)
+    values[:, 5:10, 6:9] = np.nan  # whole inner chunks (5 x 3) never stored
+    path = tmp_path / "zarr-written.zarr"
+    array = zarr.create_array(str(path), name=cube.VARIABLE, shape=values.shape,
+                              chunks=(8, 5, 3), shards=(8, 10, 15), dtype="float32",
+                              compressors=[zarr.codecs.Crc32cCodec()], fill_value=np.nan,
+                              dimension_names=("embedding", "lat", "lon"))
+    array[...] = values
+    reader = points.open_points(zarr.storage.LocalStore(str(path)), str(path))
+    assert reader is not None and reader.inner == (8, 5, 3)
+    rows, cols = np.meshgrid(np.arange(20), np.arange(30), indexing="ij")
+    got = reader.cells(rows, cols)  # (20, 30, 8)
+    np.testing.assert_array_equal(got, np.moveaxis(values, 0, -1))
+    zarr.open_array(str(path), path=cube.VARIABLE, mode="r+")[:, :10, :15] = np.nan
+    assert np.isnan(reader.cells(rows[:10, :15], cols[:10, :15])).all()  # shard gone

@@ -256,5 +256,8 @@ def test_errors_name_the_problem(global10, l10):
         "lon": (("y", "x"), [[0.0, 1.0], [0.0, 1.0]])})
     with pytest.raises(ValueError, match="curvilinear: use method='exact'"):
         xsatclip.sample(curvilinear, [0.0], [0.0])
-    with pytest.raises(ValueError, match="no variable 'embeddings'"):
-        xsatclip.sample(xr.Dataset({"other": anonymous}), [0.0], [0.0])
+    # A Dataset's one embedding variable is taken whatever its name; two are ambiguous.
+    np.testing.assert_array_equal(xsatclip.sample(xr.Dataset({"other": anonymous}), [0.0],
+                                                  [0.0]).values, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"2 variables with an 'embedding' dim \(\['a', 'b'\]\)"):
+        xsatclip.sample(xr.Dataset({"a": anonymous, "b": anonymous}), [0.0], [0.0])

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from .cube import VARIABLE, open_cube
 from .cube.metadata import point_attrs
 from .cube.points import PointReader, bilinear, open_points
+from .cube.source import embedding_variable
 from .cube.store import store_target
 from .cube.verify import check_marked_units
 from .errors import InvalidOptionError, check_choice
@@ -47,8 +48,9 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
 
     Parameters
     ----------
-    cube : path or fsspec URL of a cube store, a Dataset from :func:`open_cube` (variable
-        ``embeddings``), or an embedding DataArray with an ``embedding`` dim, lazy or not.
+    cube : path or fsspec URL of a Zarr store (a cube, or any store :func:`open_cube`
+        opens), a Dataset (variable ``embeddings``, or its one variable with an ``embedding``
+        dim), or an embedding DataArray with an ``embedding`` dim, lazy or not.
     lon, lat : degrees, N values each. Longitudes in any convention (-180..180, 0..360, ...).
     method :
         ``"nearest"``: the value of the cell containing each point (nearest centre per axis).
@@ -96,10 +98,7 @@ def _embedding_array(cube, storage_options) -> xr.DataArray:
     if not isinstance(cube, (xr.Dataset, xr.DataArray)):
         cube = open_cube(cube, storage_options=storage_options)
     if isinstance(cube, xr.Dataset):
-        if VARIABLE not in cube:
-            raise InvalidOptionError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
-                             f"{list(cube.data_vars)}); pass the embedding DataArray")
-        emb = cube[VARIABLE]
+        emb = embedding_variable(cube, "the Dataset")
         emb = emb.assign_attrs({**cube.attrs, **emb.attrs})
     else:
         emb = cube

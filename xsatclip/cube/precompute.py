@@ -13,7 +13,7 @@ import zarr
 
 from ..errors import StoreError, check_choice
 from ..harmonics import Numerics
-from ..model.backend import DeviceLike
+from ..model.backend import DeviceLike, DType
 from ..model.load import ModelLike
 from ..raster import build_embedding, plan_embedding
 from ..raster.embed import ChunksLike
@@ -50,7 +50,8 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
                resume: bool = True, overwrite: bool = False, scheduler: Any = None,
                progress: bool = True, batch_size: int | None = None,
                numerics: Numerics | None = None, device: DeviceLike = "auto",
-               storage_options: dict | None = None, repair: bool = False) -> str:
+               storage_options: dict | None = None, repair: bool = False,
+               compute_dtype: DType = "float32") -> str:
     """Compute a cube of SatCLIP embeddings into a Zarr v3 store, resumably.
 
     Parameters
@@ -78,6 +79,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
     repair : read every chunk marked done and recompute those that are corrupt (failed
         checksum, truncated); chunks marked done but missing are recomputed on any resume
         (:mod:`.verify`).
+    compute_dtype : the encoder's dtype, "float32" or "bfloat16" (see ``load_model``).
 
     Returns
     -------
@@ -113,7 +115,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             return stored.get(dim) or default_chunk(size)
 
         plan = plan_embedding(template, level=level, model=model, numerics=numerics,
-                              dtype="float32", device=device, batch_size=batch_size,
+                              dtype=compute_dtype, device=device, batch_size=batch_size,
                               chunks=chunks, default_chunk=fallback_chunk)
         emb = build_embedding(plan)
         encoder = plan.encoder
