@@ -418,6 +418,7 @@ def s3_options():
     server.stop()
 
 
+@pytest.mark.slow
 def test_on_s3_a_half_created_store_and_a_killed_overwrite_are_rebuilt(s3_options,
                                                                        reference):
     url = "s3://cubes/half.zarr"
