@@ -352,8 +352,8 @@ def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source, 
     assert f"c.zarr: {N30}/{N30} chunks done\nrc=0" in out, (out, err)
     assert out.rstrip().endswith("rc=1"), (out, err)
     assert err.strip().splitlines()[-1].endswith(
-        f"1 of {N30} chunks to compute, but the store's directory is read-only (no lock can "
-        "be taken)"), err
+        f"1 of {N30} chunks to compute, but its lock file cannot be written (read-only media "
+        "or no permission)"), err
 
 
 def test_a_flipped_byte_is_found_and_repaired(tmp_path, l10_source, reference, capsys):
@@ -418,6 +418,7 @@ def s3_options():
     server.stop()
 
 
+@pytest.mark.slow
 def test_on_s3_a_half_created_store_and_a_killed_overwrite_are_rebuilt(s3_options,
                                                                        reference):
     url = "s3://cubes/half.zarr"

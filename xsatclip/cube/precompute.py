@@ -151,7 +151,8 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             return target.url
         if not writable:
             raise StoreError(f"{target.url}: {len(pending)} of {total} chunks to compute, but "
-                             "the store's directory is read-only (no lock can be taken)")
+                             "its lock file cannot be written (read-only media or no "
+                             "permission)")
         remove_leftovers(target)
         compute_chunks(target, emb.data, codec, pending, total, scheduler, progress, create)
     return target.url
