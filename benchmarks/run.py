@@ -174,7 +174,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
     from xsatclip.model.backend import PIECE_BATCHES
 
     encoder = model()
-    batch = encoder._batch_size(None)
+    batch = encoder.backend.batch_size(None, LEVEL, CAPACITY)
     coefficients = legendre_recursion_coefficients(LEVEL)
     tiny = np.finfo(np.float32).tiny
 
@@ -189,7 +189,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
                 basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
                                      encoder.zonal_scale, tiny, columns)
 
-        encoder._run_pieces(lon.size, PIECE_BATCHES * batch, run)
+        encoder.backend.run_pieces(lon.size, PIECE_BATCHES * batch, run)
 
     return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
 

@@ -227,7 +227,7 @@ def test_foreign_and_half_created_stores(tmp_path, l10_source):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match=r"is not an xsatclip cube.*overwrite"):
+    with pytest.raises(StoreError, match=r"is not an xsatclip cube; .*remove it yourself"):
         _run(foreign, l10_source, resolution=30.0)
     assert (foreign / "notes.txt").exists()
     # Killed before the consolidated metadata (the last step of creation): created again.
@@ -312,7 +312,7 @@ def test_distributed_run_equals_local_run(tmp_path, l10_source):
     local = tmp_path / "local.zarr"
     _run(local, l10_source, **small)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             _run(tmp_path / "client.zarr", l10_source, scheduler=client, **small)
         status = cli.main(["precompute", str(tmp_path / "address.zarr"), "--resolution", "30",

@@ -164,6 +164,7 @@ def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_
     store = _precompute(tmp_path / "damaged.zarr", l10_source)
     shards = tmp_path / "damaged.zarr" / cube.VARIABLE / "c" / "0"
     (shards / "2" / "0").unlink()  # rows 12..17, cols 0..11: never written
+    zarr.open_array(str(store), path=cube.DONE_PATH, mode="r+")[2, 0] = 0  # (or it raises)
     out = xsatclip.sample(store, [-170.0, 10.0], [-75.0, 5.0]).values
     assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
 

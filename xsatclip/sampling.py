@@ -20,8 +20,11 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from .cube import VARIABLE, open_cube
+from .cube.metadata import point_attrs
 from .cube.points import PointReader, bilinear, open_points
+from .cube.source import embedding_variable
 from .cube.store import store_target
+from .cube.verify import check_marked_units
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
 from .model import Encoder, resolve_model
@@ -45,8 +48,9 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
 
     Parameters
     ----------
-    cube : path or fsspec URL of a cube store, a Dataset from :func:`open_cube` (variable
-        ``embeddings``), or an embedding DataArray with an ``embedding`` dim, lazy or not.
+    cube : path or fsspec URL of a Zarr store (a cube, or any store :func:`open_cube`
+        opens), a Dataset (variable ``embeddings``, or its one variable with an ``embedding``
+        dim), or an embedding DataArray with an ``embedding`` dim, lazy or not.
     lon, lat : degrees, N values each. Longitudes in any convention (-180..180, 0..360, ...).
     method :
         ``"nearest"``: the value of the cell containing each point (nearest centre per axis).
@@ -66,7 +70,8 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     DataArray ``embeddings`` ``(point, embedding)``, float32 (float64 for float64 cubes),
     with ``lon`` and ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN
     coordinates and, with nearest/linear, for points outside a regional cube (more than half
-    a cell beyond its outermost centres) or in chunks not computed yet.
+    a cell beyond its outermost centres) or in chunks not computed yet. A store's chunk
+    marked done but missing, or failing its checksum, raises StoreError naming it.
     """
     check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
@@ -77,12 +82,15 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     else:
         values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype,
                        reader=_point_reader(cube, storage_options))
+        if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values).any():
+            check_marked_units(cube, storage_options=storage_options)  # NaN, yet marked done
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
         emb.sizes["embedding"])
     return xr.DataArray(values, dims=("point", "embedding"),
                         coords={"lon": ("point", lon), "lat": ("point", lat),
                                 "embedding": channels},
-                        name=VARIABLE, attrs={**emb.attrs, "xsatclip_sampling": method})
+                        name=VARIABLE,
+                        attrs={**point_attrs(emb.attrs), "xsatclip_sampling": method})
 
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:
@@ -90,10 +98,7 @@ def _embedding_array(cube, storage_options) -> xr.DataArray:
     if not isinstance(cube, (xr.Dataset, xr.DataArray)):
         cube = open_cube(cube, storage_options=storage_options)
     if isinstance(cube, xr.Dataset):
-        if VARIABLE not in cube:
-            raise InvalidOptionError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
-                             f"{list(cube.data_vars)}); pass the embedding DataArray")
-        emb = cube[VARIABLE]
+        emb = embedding_variable(cube, "the Dataset")
         emb = emb.assign_attrs({**cube.attrs, **emb.attrs})
     else:
         emb = cube

@@ -153,7 +153,7 @@ class PointReader:
             if mapped is not None:
                 if offsets.size and offsets.max() + length > mapped.size:
                     raise StoreError(f"{self.url}: a shard index points past its shard's "
-                                     "end (truncated); recompute it with precompute")
+                                     "end (truncated); recompute it with precompute --repair")
                 out.append((mapped, offsets))
                 continue
             parts = [next(fetched) for _ in range(offsets.size)]
@@ -171,7 +171,7 @@ class PointReader:
             names = [divmod(int(c), self.per_shard[1]) for c in chunks[bad[:5]]]
             raise StoreError(f"{self.url}: shard {key}, inner chunk(s) (row, col) {names} "
                              f"{'...' if bad.size > 5 else ''}fail their crc32c checksum "
-                             "(corrupt); recompute the shard with precompute")
+                             "(corrupt); recompute the shard with precompute --repair")
 
 
 def _map(path: str) -> np.ndarray | None:

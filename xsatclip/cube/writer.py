@@ -35,6 +35,7 @@ from zarr.core.sync import sync
 
 from ..errors import InvalidOptionError, missing_dependency
 from .codec import Codec, shard_bytes
+from .durable import fsync_directory
 from .layout import DONE, DONE_CLIPPED, DONE_PATH, VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def flush_local_chunk(store: Store, key: str) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+    fsync_directory(os.path.dirname(path))  # Zarr renamed the file into place: the entry too
 
 
 def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -> None:
