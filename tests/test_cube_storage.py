@@ -53,6 +53,9 @@ def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
     assert config["index_location"] == "end"
     info = cube.info(store)
     assert info["chunks"] == [256, 6, 12] and info["inner_chunks"] == [256, 3, 4]
+    # open_cube: Dask chunks of whole shards (xr.open_zarr alone takes the inner chunks).
+    assert cube.open_cube(store)[cube.VARIABLE].chunks == ((256,), (6,) * 3, (12,) * 3)
+    assert xr.open_zarr(store)[cube.VARIABLE].chunks[1] == (3,) * 6
     assert info["chunks_done"] == info["chunks_total"] == 3 * 3
     # 18 x 36 cells in 3 x 3 shard files, each 2 x 3 inner chunks of 3 x 4 x 256 float32 +
     # crc, then 6 index entries of 16 bytes + crc.
