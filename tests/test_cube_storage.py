@@ -17,7 +17,7 @@ from xsatclip.cube import points
 from xsatclip.cube.codec import Codec, shard_bytes
 from xsatclip.cube.layout import INNER_BYTES, inner_chunk
 from xsatclip.cube.store import store_target
-from xsatclip.errors import StoreError
+from xsatclip.errors import InvalidOptionError, StoreError
 
 
 def _precompute(store, model, **kwargs) -> str:
@@ -53,6 +53,9 @@ def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
     assert config["index_location"] == "end"
     info = cube.info(store)
     assert info["chunks"] == [256, 6, 12] and info["inner_chunks"] == [256, 3, 4]
+    # open_cube: Dask chunks of whole shards (xr.open_zarr alone takes the inner chunks).
+    assert cube.open_cube(store)[cube.VARIABLE].chunks == ((256,), (6,) * 3, (12,) * 3)
+    assert xr.open_zarr(store)[cube.VARIABLE].chunks[1] == (3,) * 6
     assert info["chunks_done"] == info["chunks_total"] == 3 * 3
     # 18 x 36 cells in 3 x 3 shard files, each 2 x 3 inner chunks of 3 x 4 x 256 float32 +
     # crc, then 6 index entries of 16 bytes + crc.
@@ -213,3 +216,22 @@ def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
     np.testing.assert_array_equal(got, np.moveaxis(values, 0, -1))
     zarr.open_array(str(path), path=cube.VARIABLE, mode="r+")[:, :10, :15] = np.nan
     assert np.isnan(reader.cells(rows[:10, :15], cols[:10, :15])).all()  # shard gone
+
+
+def test_inner_chunk_side_is_an_option_and_a_resume_keeps_the_stores(tmp_path, l10_source):
+    from xsatclip import cli
+
+    store = tmp_path / "inner6.zarr"
+    status = cli.main(["precompute", str(store), "--resolution", "10", "--model", l10_source,
+                       "--chunks", "6,12", "--inner-chunks", "6", "--quiet"])
+    assert status == 0 and cube.info(store)["inner_chunks"] == [256, 6, 6]
+    (store / "_xsatclip" / "done" / "c" / "2" / "2").unlink()
+    (store / cube.VARIABLE / "c" / "0" / "2" / "2").unlink()
+    _precompute(store, l10_source, inner_chunks=2)  # resumes: the store's 6 x 6 stay
+    assert cube.info(store)["inner_chunks"] == [256, 6, 6]
+    reference = _precompute(tmp_path / "inner4.zarr", l10_source)
+    np.testing.assert_array_equal(xr.open_zarr(store)[cube.VARIABLE].values,  # float32
+                                  xr.open_zarr(reference)[cube.VARIABLE].values)
+    with pytest.raises(InvalidOptionError, match="inner_chunks must be a positive integer"):
+        _precompute(tmp_path / "bad.zarr", l10_source, inner_chunks=0)
+    assert not (tmp_path / "bad.zarr").exists()

@@ -23,7 +23,14 @@ from zarr.codecs import Crc32cCodec
 
 from ..model import Encoder
 from ..raster.geometry import fibonacci_lattice
-from .layout import INT8_FILL, INT8_MARGIN, INT8_MAX, INT8_SAMPLE_POINTS, inner_chunk
+from .layout import (
+    INNER_SIDE,
+    INT8_FILL,
+    INT8_MARGIN,
+    INT8_MAX,
+    INT8_SAMPLE_POINTS,
+    inner_chunk,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Codec:
 
     dtype: str
     scale: float | None = None  # int8: the float32 scale_factor, as a Python float
+    inner_side: int = INNER_SIDE  # preferred inner chunk side (cells) of a new store
 
     def encode(self, block: np.ndarray) -> tuple[np.ndarray, bool]:
         if self.dtype == "float32":
@@ -51,7 +59,8 @@ class Codec:
         inner chunks of :func:`~xsatclip.cube.layout.inner_chunk` cells, each inner chunk
         with a crc32c checksum, uncompressed."""
         channels, height, width = shards
-        chunks = (channels, inner_chunk(height, channels), inner_chunk(width, channels))
+        chunks = (channels, inner_chunk(height, channels, self.inner_side),
+                  inner_chunk(width, channels, self.inner_side))
         enc: dict[str, Any] = {"chunks": chunks, "shards": shards, "dtype": self.dtype,
                                "compressors": [Crc32cCodec()]}
         if self.dtype == "int8":
