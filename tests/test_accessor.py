@@ -120,7 +120,7 @@ def test_threaded_equals_distributed_processes(l10):
     with dask.config.set(scheduler="threads"):
         threaded = emb.values
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         remote = client.compute(emb.data).result()
         pids = set(client.run(lambda: __import__("os").getpid()).values())

@@ -91,7 +91,7 @@ def test_device_request_is_the_same_with_every_scheduler(scheduler, l10, tmp_pat
         values = emb.compute(scheduler="threads").values
     else:
         with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                                      host="127.0.0.1", dashboard_address=":0") as cluster, \
                 distributed.Client(cluster) as client:
             values = client.compute(emb).result().values
             devices = client.run(_cached_devices)

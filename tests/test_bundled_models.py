@@ -39,7 +39,8 @@ def test_embed_by_level_uses_the_bundled_model(level):
     emb = xsatclip.grid(30.0).satclip.embed(level=level)
     assert emb.attrs["model_name"] == DEFAULT_MODELS[level]
     assert emb.attrs["model_source"] == DEFAULT_MODELS[level]
-    values = emb.compute().values
+    assert emb.dims == ("embedding", "lat", "lon")  # band-first
+    values = np.moveaxis(emb.compute().values, 0, -1)
     direct = xsatclip.load_model(DEFAULT_MODELS[level], device="cpu").encode(
         *np.meshgrid(emb.lon.values, emb.lat.values))
     # float32: the separable grid path against the pointwise one.

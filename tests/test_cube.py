@@ -145,7 +145,8 @@ def test_each_chunk_is_on_disk_before_its_marker(tmp_path, l10_source, monkeypat
     _run(store, l10_source, resolution=30.0)
     assert sorted(index for index, _, _ in synced) == [(i, j) for i in range(2) for j in range(4)]
     assert {marker for _, marker, _ in synced} == {0}
-    assert {size for _, _, size in synced} == {3 * 3 * 256 * 4}  # float32, uncompressed
+    # One shard of one inner chunk: 3 x 3 x 256 float32 and its crc32c, index entry and crc.
+    assert {size for _, _, size in synced} == {3 * 3 * 256 * 4 + 4 + 16 + 4}
 
 
 @pytest.mark.slow
@@ -226,7 +227,7 @@ def test_foreign_and_half_created_stores(tmp_path, l10_source):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match=r"is not an xsatclip cube.*overwrite"):
+    with pytest.raises(StoreError, match=r"is not an xsatclip cube; .*remove it yourself"):
         _run(foreign, l10_source, resolution=30.0)
     assert (foreign / "notes.txt").exists()
     # Killed before the consolidated metadata (the last step of creation): created again.
@@ -311,7 +312,7 @@ def test_distributed_run_equals_local_run(tmp_path, l10_source):
     local = tmp_path / "local.zarr"
     _run(local, l10_source, **small)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             _run(tmp_path / "client.zarr", l10_source, scheduler=client, **small)
         status = cli.main(["precompute", str(tmp_path / "address.zarr"), "--resolution", "30",

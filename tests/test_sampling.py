@@ -12,7 +12,7 @@ import zarr
 
 import xsatclip
 from xsatclip import cube, sampling
-from xsatclip.errors import CheckpointError, InvalidCoordinatesError
+from xsatclip.errors import CheckpointError, InvalidCoordinatesError, StoreError
 from xsatclip.model import LocationEncoder
 
 # A float32 sample is the float64 combination of float32 cube values rounded once to float32:
@@ -97,6 +97,17 @@ def test_poles(global10, values10, l10):
     np.testing.assert_allclose(exact, l10.encode(lon, np.full(4, 90.0)), atol=ATOL32)
 
 
+def test_samples_write_to_netcdf_and_keep_provenance_only(global10, tmp_path):
+    samples = xsatclip.sample(global10, [0.1, 12.0], [0.2, 33.0])
+    # The cube's grid metadata (conventions, grid_mapping) does not describe points.
+    assert "grid_mapping" not in samples.attrs and "zarr_conventions" not in samples.attrs
+    assert not [k for k in samples.attrs if k.startswith(("geoemb:", "proj:", "spatial:"))]
+    assert samples.attrs["model_sha256"] == xr.open_zarr(global10).attrs["model_sha256"]
+    samples.to_netcdf(tmp_path / "samples.nc")  # scipy backend: strings and numbers only
+    reread = xr.open_dataarray(tmp_path / "samples.nc")
+    np.testing.assert_array_equal(reread.values, samples.values)  # float32, bit for bit
+
+
 def test_exact_equals_encode_and_reads_no_data(global10, l10, tmp_path):
     rng = np.random.default_rng(1)
     lon, lat = rng.uniform(-180, 360, 40), rng.uniform(-90, 90, 40)
@@ -112,7 +123,8 @@ def test_exact_equals_encode_and_reads_no_data(global10, l10, tmp_path):
     shutil.copytree(global10, stripped)
     shutil.rmtree(stripped / cube.VARIABLE / "c")
     np.testing.assert_array_equal(xsatclip.sample(stripped, lon, lat, method="exact"), exact)
-    assert np.isnan(xsatclip.sample(stripped, lon[:2], lat[:2]).values).all()
+    with pytest.raises(StoreError, match="marked done but missing"):  # issue 14
+        xsatclip.sample(stripped, lon[:2], lat[:2])
 
 
 def test_int8_cube_dequantised(tmp_path, l10):
@@ -244,5 +256,8 @@ def test_errors_name_the_problem(global10, l10):
         "lon": (("y", "x"), [[0.0, 1.0], [0.0, 1.0]])})
     with pytest.raises(ValueError, match="curvilinear: use method='exact'"):
         xsatclip.sample(curvilinear, [0.0], [0.0])
-    with pytest.raises(ValueError, match="no variable 'embeddings'"):
-        xsatclip.sample(xr.Dataset({"other": anonymous}), [0.0], [0.0])
+    # A Dataset's one embedding variable is taken whatever its name; two are ambiguous.
+    np.testing.assert_array_equal(xsatclip.sample(xr.Dataset({"other": anonymous}), [0.0],
+                                                  [0.0]).values, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"2 variables with an 'embedding' dim \(\['a', 'b'\]\)"):
+        xsatclip.sample(xr.Dataset({"a": anonymous, "b": anonymous}), [0.0], [0.0])

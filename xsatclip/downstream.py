@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
+from .cube import open_cube
+from .cube.source import embedding_variable
 from .errors import InvalidOptionError, InvalidTypeError, check_choice
 from .raster.coords import with_grid_mapping
 
 METHODS = ("predict", "predict_proba")
 
 
-def predict_map(estimator: Any, embeddings: xr.DataArray, *,
+def predict_map(estimator: Any, embeddings: str | os.PathLike | xr.Dataset | xr.DataArray, *,
                 method: Literal["predict", "predict_proba"] = "predict") -> xr.DataArray:
     """Apply a fitted estimator to every location of an embedding map, lazily.
 
@@ -22,8 +25,9 @@ def predict_map(estimator: Any, embeddings: xr.DataArray, *,
     estimator : a fitted scikit-learn estimator, or any object with ``predict`` /
         ``predict_proba`` taking an ``(n, embed_dim)`` array. ``predict`` must return one
         number per row (a regression value or a numeric class label).
-    embeddings : DataArray ``(..., "embedding")``, e.g. from ``.satclip.embed`` or
-        :func:`~xsatclip.open_cube`; Dask-backed inputs stay lazy (one task per chunk).
+    embeddings : DataArray with an ``embedding`` dim, e.g. from ``.satclip.embed``; a
+        Dataset holding one (``embeddings``); or a Zarr store :func:`~xsatclip.open_cube`
+        opens. Dask-backed inputs stay lazy (one task per chunk).
     method : ``"predict"`` or ``"predict_proba"``.
 
     Returns
@@ -39,6 +43,13 @@ def predict_map(estimator: Any, embeddings: xr.DataArray, *,
     function = getattr(estimator, method, None)
     if function is None:
         raise InvalidTypeError(f"estimator: {type(estimator).__name__} has no {method}()")
+    if isinstance(embeddings, (str, os.PathLike)):
+        embeddings = open_cube(embeddings)
+    if isinstance(embeddings, xr.Dataset):
+        embeddings = embedding_variable(embeddings, "the Dataset")
+    if not isinstance(embeddings, xr.DataArray):
+        raise InvalidTypeError(f"embeddings must be a DataArray, a Dataset or a store path, "
+                               f"got {type(embeddings).__name__}")
     if "embedding" not in embeddings.dims:
         raise InvalidOptionError(f"embeddings has dims {embeddings.dims}, no 'embedding' dim")
     size = embeddings.sizes["embedding"]

@@ -5,7 +5,9 @@ A *cube* is a Zarr store written by :func:`~xsatclip.precompute`, the Dataset
 :func:`~xsatclip.open_cube` returns, or any embedding DataArray with dims
 ``("embedding", *spatial_dims)`` (in any order), such as the lazy one ``.satclip.embed``
 returns. Reading is one vectorised ``isel``: on a Dask- or Zarr-backed cube only the chunks
-holding the points are read (or, for a lazy ``embed`` result, computed), each once.
+holding the points are read (or, for a lazy ``embed`` result, computed), each once. A store
+given by path or URL is read by byte range (:mod:`xsatclip.cube.points`): each shard's index
+and the inner chunks holding the points, checksums verified.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from .cube import VARIABLE, open_cube
+from .cube.metadata import point_attrs
+from .cube.points import PointReader, bilinear, open_points
+from .cube.source import embedding_variable
+from .cube.store import store_target
+from .cube.verify import check_marked_units
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
 from .model import Encoder, resolve_model
@@ -41,8 +48,9 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
 
     Parameters
     ----------
-    cube : path or fsspec URL of a cube store, a Dataset from :func:`open_cube` (variable
-        ``embeddings``), or an embedding DataArray with an ``embedding`` dim, lazy or not.
+    cube : path or fsspec URL of a Zarr store (a cube, or any store :func:`open_cube`
+        opens), a Dataset (variable ``embeddings``, or its one variable with an ``embedding``
+        dim), or an embedding DataArray with an ``embedding`` dim, lazy or not.
     lon, lat : degrees, N values each. Longitudes in any convention (-180..180, 0..360, ...).
     method :
         ``"nearest"``: the value of the cell containing each point (nearest centre per axis).
@@ -62,7 +70,8 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     DataArray ``embeddings`` ``(point, embedding)``, float32 (float64 for float64 cubes),
     with ``lon`` and ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN
     coordinates and, with nearest/linear, for points outside a regional cube (more than half
-    a cell beyond its outermost centres) or in chunks not computed yet.
+    a cell beyond its outermost centres) or in chunks not computed yet. A store's chunk
+    marked done but missing, or failing its checksum, raises StoreError naming it.
     """
     check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
@@ -71,13 +80,17 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     if method == "exact":
         values = _cube_model(emb, model, dtype).encode(lon, lat)
     else:
-        values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype)
+        values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype,
+                       reader=_point_reader(cube, storage_options))
+        if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values).any():
+            check_marked_units(cube, storage_options=storage_options)  # NaN, yet marked done
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
         emb.sizes["embedding"])
     return xr.DataArray(values, dims=("point", "embedding"),
                         coords={"lon": ("point", lon), "lat": ("point", lat),
                                 "embedding": channels},
-                        name=VARIABLE, attrs={**emb.attrs, "xsatclip_sampling": method})
+                        name=VARIABLE,
+                        attrs={**point_attrs(emb.attrs), "xsatclip_sampling": method})
 
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:
@@ -85,10 +98,7 @@ def _embedding_array(cube, storage_options) -> xr.DataArray:
     if not isinstance(cube, (xr.Dataset, xr.DataArray)):
         cube = open_cube(cube, storage_options=storage_options)
     if isinstance(cube, xr.Dataset):
-        if VARIABLE not in cube:
-            raise InvalidOptionError(f"the Dataset has no variable {VARIABLE!r} (data variables: "
-                             f"{list(cube.data_vars)}); pass the embedding DataArray")
-        emb = cube[VARIABLE]
+        emb = embedding_variable(cube, "the Dataset")
         emb = emb.assign_attrs({**cube.attrs, **emb.attrs})
     else:
         emb = cube
@@ -119,13 +129,22 @@ def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> 
                          made_by=f"the cube was made by {attrs.get('model_name')} with")
 
 
+def _point_reader(cube, storage_options) -> PointReader | None:
+    """The byte-range reader of a cube store's embeddings (None: read through xarray)."""
+    if isinstance(cube, (xr.Dataset, xr.DataArray)):
+        return None
+    target = store_target(cube, storage_options)
+    return open_points(target.store(read_only=True), target.url)
+
+
 def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
-          dtype: np.dtype) -> np.ndarray:
+          dtype: np.dtype, reader: PointReader | None = None) -> np.ndarray:
     """Nearest or bilinear values of a gridded cube at points, (N, embed_dim) ``dtype``; NaN
     rows outside the cube.
 
     Points are read in batches of :data:`BATCH`, ordered by chunk so that a chunk is read
-    about once; memory is bounded by a batch's corner values."""
+    about once; memory is bounded by a batch's corner values. ``reader``: the cube's store,
+    read by byte range (only the inner chunks holding the points)."""
     spatial = find_spatial_coords(emb)
     if spatial.kind == "curvilinear":
         raise InvalidOptionError("nearest/linear sampling needs a rectilinear lat/lon or projected "
@@ -147,13 +166,14 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
     out = np.full((lon.size, emb.sizes["embedding"]), np.nan, dtype)
     for start in range(0, order.size, BATCH):
         batch = order[start:start + BATCH]
-        corners = emb.isel({ydim: xr.DataArray(rows[:, batch], dims=("corner", "point")),
-                            xdim: xr.DataArray(cols[:, batch], dims=("corner", "point"))})
-        values = np.asarray(corners.transpose("corner", "point", "embedding").values)
-        if linear:  # a zero-weight corner may be NaN (an unwritten neighbour): leave it out
-            combined = np.zeros(values.shape[1:])
-            for w, corner in zip(weights[:, batch, None], values, strict=True):
-                combined += np.where(w > 0, w * corner, 0.0)
-            values = combined[None]
+        if reader is not None and emb.dims == ("embedding", ydim, xdim):
+            values = reader.cells(rows[:, batch], cols[:, batch])
+        else:
+            corners = emb.isel({ydim: xr.DataArray(rows[:, batch], dims=("corner", "point")),
+                                xdim: xr.DataArray(cols[:, batch], dims=("corner", "point"))})
+            values = np.asarray(corners.transpose("corner", "point", "embedding").values)
+        if linear:  # a zero-weight corner may be NaN (an unwritten neighbour): left out
+            wide = np.result_type(values.dtype, np.float32)  # float16 -> float32
+            values = bilinear(np.ascontiguousarray(values, wide), weights[:, batch])[None]
         out[inside[batch]] = values[0]
     return out

@@ -1,5 +1,5 @@
 """The ``xsatclip`` command: precompute, info, export, overviews, preview, stac, sample,
-zonal, embed-points, models, train, evaluate.
+zonal, embed-points, models, train, evaluate, convert.
 
 Errors that xsatclip raises on purpose (and missing files and other OS errors) end the
 command with one line, ``xsatclip: error: ...``, and exit status 1; argparse usage errors exit

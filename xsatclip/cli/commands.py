@@ -41,7 +41,8 @@ def cmd_precompute(args) -> int:
                    model=args.model, chunks=args.chunks, dtype=args.dtype,
                    compute_dtype=args.compute_dtype,
                    resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                   batch_size=args.batch_size, numerics=args.numerics, device=args.device)
+                   batch_size=args.batch_size, numerics=args.numerics, device=args.device,
+                   repair=args.repair)
     if args.workers is not None:
         try:
             from distributed import Client, LocalCluster
@@ -51,7 +52,7 @@ def cmd_precompute(args) -> int:
         # worker slow to exit, heartbeats to a closed scheduler) stays silent too.
         quiet = logging.CRITICAL if args.quiet else logging.WARNING
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
+                          host="127.0.0.1", dashboard_address=":0",
                           silence_logs=quiet) as cluster, Client(cluster) as client:
             store = cube.precompute(args.store, scheduler=client, **options)
     else:
@@ -59,40 +60,81 @@ def cmd_precompute(args) -> int:
     summary = cube.info(store)
     if not args.quiet:
         print(f"{store}: {summary['chunks_done']}/{summary['chunks_total']} chunks done")
+    if args.stac:
+        _write_stac_once(store, quiet=args.quiet)
     return 0
+
+
+def _write_stac_once(store: str, *, quiet: bool) -> None:
+    """The STAC Item beside ``store`` (STORE.stac.json), unless one is already there."""
+    import fsspec
+
+    from ..cube.stac import write_stac_item
+
+    path = store + ".stac.json"
+    if fsspec.core.url_to_fs(path)[0].exists(path):
+        if not quiet:
+            print(f"{path}: kept (already there)")
+        return
+    write_stac_item(store)
+    if not quiet:
+        print(path)
 
 
 def cmd_info(args) -> int:
     from .. import cube
 
+    if args.verify:
+        from ..cube.verify import verify
+
+        report = verify(args.store)
+        for line in report.lines():
+            print(f"{report.store}: {line}")
+        print(f"{report.store}: {report.units_checked} chunks checked, "
+              f"{len(report.missing)} missing, {len(report.corrupt)} corrupt"
+              + ("" if report.ok else " (xsatclip precompute STORE --repair ... recomputes "
+                 "them)"))
+        return 0 if report.ok else 1
     summary = cube.info(args.store)
     if args.json:
         print(json.dumps(summary, indent=2))
+        return 0
+    if summary["state"] == "incomplete":
+        print(f"store:    {summary['store']}\ncomplete: no: the cube is being created, or its "
+              "creation was interrupted (rerun precompute to create it)")
         return 0
     model = summary["model"]
     done, total = summary["chunks_done"], summary["chunks_total"]
     dims = " x ".join(f"{k}={v}" for k, v in summary["dims"].items())
     lines = [
-        f"store:    {summary['store']}",
+        f"store:    {summary['store']} ({summary['bytes_on_disk'] / 2**20:.1f} MiB on disk)",
+        f"variable: {summary['variable']} ({summary['layout']}), {dims}",
+        f"crs:      {summary['crs']}",
         f"grid:     {summary['grid']}",
-        f"dims:     {dims}",
     ]
-    for key in ("lat_range", "lon_range"):
-        if key in summary:
-            lo, hi = summary[key]
-            lines.append(f"{key[:3]}:      {lo:g} .. {hi:g} (cell centres)")
+    for dim in summary["dims"]:
+        if f"{dim}_range" in summary:
+            lo, hi = summary[f"{dim}_range"]
+            lines.append(f"{dim + ':':<9} {lo:g} .. {hi:g} (cell centres)")
+    if "y_order" in summary:
+        lines.append(f"stored:   rows {summary['y_order']}")
     lines += [
         f"model:    {model.get('name')} (level {model.get('level')}, numerics "
         f"{model.get('numerics')}, sha256 {str(model.get('sha256'))[:16]}...)",
         f"source:   {model.get('source')}",
         f"dtype:    {summary['dtype']}"
         + (f" (scale_factor {summary['scale_factor']:.6g})" if summary["scale_factor"] else ""),
-        f"chunks:   {' x '.join(map(str, summary['chunks']))}",
+        f"codecs:   {' -> '.join(summary['codecs'])}",
+        f"chunks:   {' x '.join(map(str, summary['chunks']))}"
+        + (f" (inner {' x '.join(map(str, summary['inner_chunks']))})"
+           if summary["inner_chunks"] != summary["chunks"] else ""),
         f"complete: {done}/{total} chunks ({100 * done / max(total, 1):.1f}%)"
         + (f", {summary['chunks_clipped']} with saturated int8 values"
            if summary["chunks_clipped"] else ""),
         f"created:  {summary['created']} by xsatclip {summary['xsatclip_version']}",
     ]
+    lines += [f"not verified (not written by xsatclip precompute): {what}"
+              for what in summary["unverified"]]
     print("\n".join(lines))
     return 0
 
@@ -145,7 +187,11 @@ def cmd_sample(args) -> int:
     from ..sampling import sample
 
     table, lon, lat = read_points(args.points)
-    values = sample(args.store, lon, lat, method=args.method).values
+    samples = sample(args.store, lon, lat, method=args.method)
+    if "xsatclip_unverified" in samples.attrs:
+        print(f"xsatclip: note: {args.store} was not written by xsatclip precompute; not "
+              f"verified: {samples.attrs['xsatclip_unverified']}", file=sys.stderr)
+    values = samples.values
     missing = int(np.isnan(values).any(axis=1).sum())
     if missing:
         print(f"xsatclip: warning: {missing} point(s) have no value (NaN): outside the cube, "
@@ -253,3 +299,8 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from ..cube.convert import convert
+
+    print(convert(args.old, args.new, overwrite=args.overwrite, progress=not args.quiet))
+    return 0

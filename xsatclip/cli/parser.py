@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every chunk of an existing matching store")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no messages")
+    p.add_argument("--repair", action="store_true",
+                   help="read every chunk marked done and recompute those corrupt or missing "
+                   "(a rerun always recomputes missing ones)")
+    p.add_argument("--stac", action="store_true",
+                   help="also write a STAC Item beside the store (STORE.stac.json) when there "
+                        "is none yet (needs the stac extra)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="address of a dask.distributed scheduler (tcp://host:8786)")
@@ -84,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe a cube written by precompute.")
     p.add_argument("store", help="local path or fsspec URL of the Zarr store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verify", action="store_true",
+                   help="read every chunk: list those corrupt or missing (exit status 1)")
     p.set_defaults(func=commands.cmd_info)
 
     p = sub.add_parser("export", help="write a cube as a Cloud Optimized GeoTIFF",
@@ -223,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CUDA), numba, zarr, dask, xarray, pyproj and rioxarray, "
                                    "for bug reports.")
     p.set_defaults(func=commands.cmd_show_versions)
+
+    p = sub.add_parser("convert", help="rewrite a version 1 cube (or any embedding store) "
+                                       "as a cube of this version",
+                       description="Write the embeddings of OLD (a version 1 channels-last "
+                                   "cube, or any Zarr store with an 'embedding' dim) as a "
+                                   "band-first, sharded cube with this version's metadata at "
+                                   "NEW; values and provenance unchanged.")
+    p.add_argument("old", help="local path or fsspec URL of the store to convert")
+    p.add_argument("new", help="local path or fsspec URL of the cube to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing NEW")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.cmd_convert)
     return parser
 
 

@@ -22,14 +22,33 @@ See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety, locking) and
 :mod:`.overviews`, :mod:`.preview`, :mod:`.stac` (read through :mod:`.source`).
 """
 
-from .codec import dequantize, int8_scale
-from .export import export_cog
-from .layout import DONE_PATH, STORAGE_DTYPES, VARIABLE, default_chunk
-from .overviews import build_overviews
-from .precompute import precompute
-from .preview import build_preview, compute_preview, open_preview, render_preview
-from .read import info, open_cube
-from .stac import write_stac_item
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .codec import dequantize, int8_scale
+    from .convert import convert
+    from .describe import info
+    from .export import export_cog
+    from .layout import DONE_PATH, STORAGE_DTYPES, VARIABLE, default_chunk
+    from .overviews import build_overviews
+    from .precompute import precompute
+    from .preview import build_preview, compute_preview, open_preview, render_preview
+    from .read import open_cube
+    from .stac import write_stac_item
+
+# Public name -> module that defines it, loaded on first use (``info`` needs no torch).
+_EXPORTS = {
+    "DONE_PATH": ".layout", "STORAGE_DTYPES": ".layout", "VARIABLE": ".layout",
+    "default_chunk": ".layout", "dequantize": ".codec", "int8_scale": ".codec",
+    "info": ".describe", "export_cog": ".export", "build_overviews": ".overviews",
+    "precompute": ".precompute", "build_preview": ".preview", "compute_preview": ".preview",
+    "open_preview": ".preview", "render_preview": ".preview", "open_cube": ".read",
+    "write_stac_item": ".stac", "convert": ".convert",
+}
+
+lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DONE_PATH",
@@ -38,6 +57,7 @@ __all__ = [
     "build_overviews",
     "build_preview",
     "compute_preview",
+    "convert",
     "default_chunk",
     "dequantize",
     "export_cog",

@@ -1,20 +1,24 @@
 """The cube's layout: variable and marker paths, chunking and storage dtypes.
 
-Chunk layout
-------------
-Chunks are spatial tiles of up to 128 x 128 cells holding the full embedding dimension. A
-map read (one channel or all, over a region) touches few, large objects: a global 0.1 degree
-cube is 15 x 30 = 450 chunks. A point lookup reads exactly one chunk, since all of a
-location's channels sit in the same chunk; splitting the embedding dimension would multiply
-the reads of every lookup. 128 x 128 x 256 is 16 MiB as float32, 8 MiB as float16 and 4 MiB
-as int8 (stored uncompressed: zstd gains ~8% on embeddings): large enough for object stores,
-small enough that a lookup does not fetch 64 MiB, and the unit of work of ``precompute``
-(one task computes and writes one chunk). By default each axis is tiled exactly where it
-can be (:func:`default_chunk`: 120 for the 720 and 1440 cells of a 0.25 degree globe, 90 x
-120 at 1 degree), since Zarr stores an edge chunk whole: 128 x 128 chunks would pad a 1
-degree globe by 52% and a 0.25 degree one by 14%. Zarr sharding would let a lookup read a
-sub-chunk, but a partially written shard must be read back before it is rewritten, which
-clashes with crash safety; it is not used.
+Shards and inner chunks
+-----------------------
+The embeddings are a Zarr v3 array with sharding: a *shard* (one object, one file) is a
+spatial tile of up to 128 x 128 cells holding the full embedding dimension, and the unit of
+work of ``precompute``: one task computes one whole shard and writes it in one put, so no
+shard is ever partially rewritten or read back, and a marker per shard says it is complete.
+By default each axis is tiled exactly where it can be (:func:`default_chunk`: 120 for the
+720 and 1440 cells of a 0.25 degree globe, 90 x 120 at 1 degree), since Zarr stores an
+edge shard whole. A 120 x 120 float32 shard is 14 MiB: large enough that object stores see
+few, large objects (72 for a 0.25 degree globe), small enough that each thread holds two.
+
+Inside a shard, *inner chunks* of (embedding, 4, 4) cells (16 KiB of float32; see
+:func:`inner_chunk` for other shard sizes) are the unit of reading. Each carries a crc32c
+checksum, as does the shard's index, so a corrupted chunk raises on read. A point lookup
+reads the shard index (once per shard) and one inner chunk by byte range. The inner size is
+a measured trade-off (benchmarks/README.md): 10,000 random points touch ~10,000 inner
+chunks, whose every byte is checksummed, so 16 x 16 chunks (256 KiB) read 2.5 GB where 4 x 4
+read 160 MB; smaller chunks cost Zarr-python more per whole-shard read (~170 us an inner
+chunk: 900 of them make a shard read ~0.15 s) and 2 x 2 gain points nothing more.
 
 Storage dtypes
 --------------
@@ -48,7 +52,9 @@ from ..raster.coords import VARIABLE  # noqa: F401  (the cube's variable; re-exp
 
 DONE_PATH = "_xsatclip/done"
 FORMAT_VERSION = 2  # 1: (lat, lon, embedding); 2: band-first (embedding, lat, lon)
-DEFAULT_CHUNK = 128
+DEFAULT_CHUNK = 128  # largest default shard side (cells)
+INNER_SIDE = 4  # preferred inner chunk side (cells)
+INNER_BYTES = 256 * 1024  # largest inner chunk, as float32
 STORAGE_DTYPES = ("float32", "float16", "int8")
 StorageDType = Literal["float32", "float16", "int8"]
 INT8_FILL = -128
@@ -92,3 +98,12 @@ def default_chunk(size: int) -> int:
         return size
     divisors = (c for c in range(DEFAULT_CHUNK, DEFAULT_CHUNK // 2 - 1, -1) if size % c == 0)
     return next(divisors, DEFAULT_CHUNK)
+
+
+def inner_chunk(shard: int, embed_dim: int) -> int:
+    """Inner chunk side along an axis of shards of ``shard`` cells: the divisor of ``shard``
+    nearest :data:`INNER_SIDE` (the smaller on a tie) whose chunk of ``embed_dim`` float32
+    channels fits in :data:`INNER_BYTES`."""
+    fits = [d for d in range(1, shard + 1)
+            if shard % d == 0 and embed_dim * d * d * 4 <= INNER_BYTES]
+    return min(fits or [1], key=lambda d: (abs(d - INNER_SIDE), d))

@@ -42,6 +42,15 @@ GEOEMB = {
 GEOEMB_REQUIRED = {"geoemb:type": str, "geoemb:dimensions": int, "geoemb:model": str,
                    "geoemb:source_data": list, "geoemb:data_type": str}
 UNKNOWN_SOURCE = "urn:xsatclip:source-data:unknown"
+CONVENTION_PREFIXES = ("geoemb:", "proj:", "spatial:")
+GRID_ONLY = ("zarr_conventions", "grid_mapping", "xsatclip_chunks")
+
+
+def point_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` of a cube without what describes its grid (the conventions, ``grid_mapping``,
+    chunks): the provenance kept on values read at points, all netCDF-serialisable."""
+    return {k: v for k, v in attrs.items()
+            if k not in GRID_ONLY and not k.startswith(CONVENTION_PREFIXES)}
 
 
 def geoemb_attrs(embed_dim: int, codec: Codec, attrs: dict[str, Any],

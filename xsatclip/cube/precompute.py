@@ -18,6 +18,7 @@ from ..model.load import ModelLike
 from ..raster import build_embedding, plan_embedding
 from ..raster.embed import ChunksLike
 from .codec import Codec, int8_scale
+from .durable import check_replaceable, check_scheduler_reaches, remove_leftovers
 from .layout import (
     DONE_PATH,
     STORAGE_DTYPES,
@@ -27,16 +28,17 @@ from .layout import (
     grid_definition,
     template_grid,
 )
+from .lock import store_lock
 from .metadata import cube_conventions
 from .store import (
     create_store,
     differences,
     inspect_store,
     provenance_attrs,
-    store_lock,
     store_target,
 )
-from .writer import compute_chunks
+from .verify import recheck
+from .writer import LOCAL_SCHEDULERS, compute_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
                resume: bool = True, overwrite: bool = False, scheduler: Any = None,
                progress: bool = True, batch_size: int | None = None,
                numerics: Numerics | None = None, device: DeviceLike = "auto",
-               storage_options: dict | None = None,
+               storage_options: dict | None = None, repair: bool = False,
                compute_dtype: DType = "float32") -> str:
     """Compute a cube of SatCLIP embeddings into a Zarr v3 store, resumably.
 
@@ -74,6 +76,9 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
     batch_size : points per forward pass inside a chunk.
     numerics, device : passed on to the model (``device`` also to the workers).
     storage_options : for fsspec URLs.
+    repair : read every chunk marked done and recompute those that are corrupt (failed
+        checksum, truncated); chunks marked done but missing are recomputed on any resume
+        (:mod:`.verify`).
     compute_dtype : the encoder's dtype, "float32" or "bfloat16" (see ``load_model``).
 
     Returns
@@ -92,17 +97,19 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
     check_choice("dtype", dtype, STORAGE_DTYPES)
     template = template_grid(resolution, template, bbox)
     target = store_target(store, storage_options)
-    with store_lock(target):
+    check_scheduler_reaches(target, scheduler not in (None, *LOCAL_SCHEDULERS))
+    with store_lock(target.url, target.local) as writable:
         state, group = inspect_store(target)
-        if state in ("foreign", "unreadable") and not overwrite:
-            what = "is not an xsatclip cube" if state == "foreign" else "is unreadable"
-            raise StoreError(f"{target.url} exists and {what}; pass overwrite=True "
+        check_replaceable(target, state)  # foreign directories: never touched
+        if state == "unreadable" and not overwrite:
+            raise StoreError(f"{target.url} exists and is unreadable; pass overwrite=True "
                              "(--overwrite) to replace it")
         keep = state == "complete" and not overwrite
         stored: dict[str, int] = {}
         if keep and VARIABLE in group:
             array = group[VARIABLE]
-            stored = dict(zip(array.metadata.dimension_names, array.chunks, strict=True))
+            shards = array.shards or array.chunks
+            stored = dict(zip(array.metadata.dimension_names, shards, strict=True))
 
         def fallback_chunk(dim: str, size: int) -> int:
             return stored.get(dim) or default_chunk(size)
@@ -124,6 +131,8 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
             if not resume:
                 done_array[...] = 0
             done = np.asarray(done_array[...])
+            if writable:
+                recheck(target, group, done, full=repair)
             create = None
         else:
             codec = Codec(dtype, int8_scale(encoder) if dtype == "int8" else None)
@@ -140,5 +149,9 @@ def precompute(store: str | os.PathLike, *, resolution: float | None = None,
         logger.info("%s: %d of %d chunks to compute", target.url, len(pending), total)
         if not pending:
             return target.url
+        if not writable:
+            raise StoreError(f"{target.url}: {len(pending)} of {total} chunks to compute, but "
+                             "the store's directory is read-only (no lock can be taken)")
+        remove_leftovers(target)
         compute_chunks(target, emb.data, codec, pending, total, scheduler, progress, create)
     return target.url

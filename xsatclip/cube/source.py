@@ -113,7 +113,7 @@ def open_source(cube: CubeLike, storage_options: dict | None = None, *,
         except (FileNotFoundError, KeyError):  # KeyError: a group not in consolidated metadata
             where = target.url + (f" (group {group})" if group else "")
             raise InputNotFoundError(f"no Zarr store at {where}") from None
-        array = _embedding_variable(ds, target.url)
+        array = embedding_variable(ds, target.url)
         attrs = {**ds.attrs, **array.attrs}
         encoding = array.encoding
         scale = array.attrs.get("scale_factor")
@@ -122,7 +122,7 @@ def open_source(cube: CubeLike, storage_options: dict | None = None, *,
     elif isinstance(cube, (xr.Dataset, xr.DataArray)):
         if storage_options:
             raise InvalidOptionError("storage_options apply to stores, not xarray objects")
-        array = _embedding_variable(cube, "the xarray object")
+        array = embedding_variable(cube, "the xarray object")
         attrs = {**cube.attrs, **array.attrs}
         scale = fill = None
         block = array.data.chunksize if hasattr(array.data, "chunksize") else None
@@ -144,7 +144,7 @@ def open_source(cube: CubeLike, storage_options: dict | None = None, *,
                            None if fill is None else float(fill), (by, bx), attrs)
 
 
-def _embedding_variable(obj: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
+def embedding_variable(obj: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
     if isinstance(obj, xr.DataArray):
         array = obj
     elif VARIABLE in obj.data_vars:

@@ -7,7 +7,8 @@ The store is created first: metadata, coordinates and empty arrays, with consoli
 metadata written last (a store without it is a creation that was interrupted, and is
 recreated; no chunk can be done yet). The first chunks are computed meanwhile, but none is
 written before the store is complete. Every chunk is then written, and only after the data
-write has returned (and, on a local store, the data is on disk: ``fdatasync``) is its marker
+write has returned (and, on a local store, the data is on disk: ``fdatasync`` of the file and
+``fsync`` of its directory, since Zarr renames it into place) is its marker
 set in ``_xsatclip/done`` (one Zarr chunk per marker, so concurrent writers never share an
 object). A process killed at any moment leaves each chunk either marked, and completely
 written, or unmarked; a rerun recomputes the unmarked chunks, overwriting any partial data,
@@ -20,26 +21,21 @@ of the first run. A rerun with another model (weights sha256), numerics, grid, s
 dtype or chunking raises :class:`~xsatclip.errors.StoreError` naming the differences, unless
 ``overwrite=True``.
 
-Locking
--------
-For local stores, ``precompute`` holds an exclusive ``fcntl.flock`` on ``<store>.lock``
-(beside the store, so that neither Zarr listings nor ``overwrite`` see it) for its whole
-run; a second run fails at once with a StoreError naming the store and the holder's pid.
-The kernel drops a flock when its process dies, ``kill -9`` included, so a lock is never
-stale: a leftover lock file from a dead run is simply taken over. The holder deletes the
-file when it finishes (after checking, on acquiring, that the file it locked is still the
-one at the path). flock is not reliable across machines on some network file systems, and
-URLs (``s3://``, ...) are not locked: run one ``precompute`` per remote store.
+Overwriting and leftovers
+-------------------------
+``overwrite`` replaces only an xsatclip cube (complete or not) or an empty directory, never
+another directory (the working directory, given an empty path, least of all). The old cube
+is first marked incomplete, then deleted (:func:`~.durable.clear_store`): a kill at any
+moment leaves no store that looks complete with chunks missing, and a rerun recreates it. A
+resume removes Zarr's ``*.partial`` temporary files left by a chunk write that was cut off
+(:mod:`.durable`). Locking: :mod:`.lock`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import errno
 import os
-import socket
 import warnings
 from typing import Literal
 
@@ -48,10 +44,11 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ..errors import InvalidOptionError, StoreError
+from ..errors import InvalidOptionError
 from ..model import Encoder
 from ..raster import SpatialCoords
 from .codec import Codec, quantization_formula
+from .durable import clear_store
 from .layout import DONE, DONE_CLIPPED, FORMAT_VERSION, VARIABLE
 
 
@@ -72,6 +69,8 @@ class StoreTarget:
 
 def store_target(store: str | os.PathLike, storage_options: dict | None = None) -> StoreTarget:
     text = os.fspath(store)
+    if not text.strip():
+        raise InvalidOptionError("the store path is empty (it would be the current directory)")
     if text.startswith("file://"):
         text = text[len("file://"):]
     if "://" in text:
@@ -82,72 +81,29 @@ def store_target(store: str | os.PathLike, storage_options: dict | None = None) 
     return StoreTarget(os.path.abspath(os.path.expanduser(text)), True)
 
 
-@contextlib.contextmanager
-def store_lock(target: StoreTarget):
-    """Exclusive, non-blocking flock on ``<store>.lock`` for local stores (see module doc)."""
-    if not target.local:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        warnings.warn(f"no file locking on this platform: do not run two precomputes on "
-                      f"{target.url} at once", stacklevel=3)
-        yield
-        return
-    path = target.url + ".lock"
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StoreError(f"cannot lock store {target.url} ({path}): {exc}") from None
-            raise StoreError(f"store {target.url} is locked by a running precompute "
-                             f"({holder}); wait for it to finish") from None
-        try:  # the previous holder may have unlinked the file between our open and flock
-            current = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        os.close(fd)
-    os.ftruncate(fd, 0)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode())
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # while still holding it: see the inode check above
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def open_group(target: StoreTarget, mode: Literal["r", "r+"] = "r") -> zarr.Group:
     return zarr.open_group(target.store(read_only=mode == "r"), mode=mode)
 
 
 def inspect_store(target: StoreTarget):
-    """``(state, group)``; state is absent, foreign, unreadable, partial or complete."""
+    """``(state, group)``; state is absent, foreign, unreadable, incomplete (being created,
+    or killed while it was) or complete."""
     try:
         group = open_group(target)
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-        if target.local and os.path.exists(target.url):
+    except (FileNotFoundError, NotADirectoryError, zarr.errors.NodeNotFoundError):
+        if target.local and os.path.lexists(target.url):
             if not os.path.isdir(target.url) or os.listdir(target.url):
                 return "foreign", None
         return "absent", None
     except (ValueError, OSError):  # corrupt zarr.json, unknown metadata, ...
         return "unreadable", None
     if "xsatclip_cube" not in group.attrs:
-        return "foreign", group
+        # The first object of a creation is an empty root group: nothing to lose in it.
+        empty = not dict(group.attrs) and next(iter(group.keys()), None) is None
+        return ("incomplete" if empty else "foreign"), group
     if group.metadata.consolidated_metadata is None:
-        return "partial", group
+        return "incomplete", group
     return "complete", group
-
 
 
 def provenance_attrs(encoder: Encoder, grid_def: str, codec: Codec, sizes: dict) -> dict:
@@ -184,13 +140,8 @@ def create_store(target: StoreTarget, emb: xr.DataArray, spatial: SpatialCoords,
     # spatial_ref (from embed) is named by the CF grid_mapping attribute (in attrs, not
     # encoding: xarray then also lists it in "coordinates", so it reopens as a coordinate).
     encoding = {VARIABLE: codec.encoding((shape[0], *sizes))}
-    if replace and target.local and os.path.lexists(target.url):
-        import shutil
-
-        if os.path.isdir(target.url) and not os.path.islink(target.url):
-            shutil.rmtree(target.url)
-        else:
-            os.remove(target.url)
+    if replace:
+        clear_store(target)
     store = target.store()
     ds.to_zarr(store, mode="w" if replace else "w-", zarr_format=3, consolidated=False,
                compute=False, encoding=encoding)
@@ -255,7 +206,7 @@ def differences(group, emb: xr.DataArray, encoder: Encoder, dtype: str,
     if grid_diffs:
         definition = attrs.get("xsatclip_grid")
         diffs.append(f"grid (the store's: {definition}): " + "; ".join(grid_diffs))
-    stored_chunks = group[VARIABLE].chunks[1:]
+    stored_chunks = (group[VARIABLE].shards or group[VARIABLE].chunks)[1:]
     if chunks_chosen and tuple(sizes.values()) != tuple(stored_chunks):
         diffs.append(f"chunks: the store has {tuple(stored_chunks)}, requested "
                      f"{tuple(sizes.values())}")

@@ -1,13 +1,17 @@
-"""Writing chunks: computing threads or Dask workers, one writer, markers after data.
+"""Writing shards: computing threads or Dask workers, one writer, markers after data.
 
 Writing
 -------
-Locally, one thread per core computes chunks and one more thread writes them, so computing
-never waits on the disk. On a local store each chunk file is flushed (``fdatasync``) and
-then dropped from the page cache (``posix_fadvise``) before its marker is set: a marker is
-only ever written for data the file system has reported durable, and a cube larger than
-memory streams through the page cache instead of filling it with dirty pages; writes into
-pages just dropped also cost far less CPU than into fresh ones (benchmarks/README.md).
+Locally, one thread per core computes shards and one more thread writes them, so computing
+never waits on the disk. A shard is written whole, in one put of bytes built by
+:func:`~xsatclip.cube.codec.shard_bytes` (never read back, never partially rewritten; Zarr's
+local store writes a temporary file and renames it into place). On a local store each shard
+file is then flushed (``fdatasync``) and dropped from the page cache (``posix_fadvise``)
+before its marker is set: a marker is only ever written for data the file system has
+reported durable, and a cube larger than memory streams through the page cache instead of
+filling it with dirty pages; writes into pages just dropped also cost far less CPU than into
+fresh ones (benchmarks/README.md). (A "chunk" in progress bars, markers and ``info`` is a
+shard.)
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import dask
 import numpy as np
 import zarr
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from ..errors import InvalidOptionError, missing_dependency
-from .codec import Codec
+from .codec import Codec, shard_bytes
+from .durable import fsync_directory
 from .layout import DONE, DONE_CLIPPED, DONE_PATH, VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -40,44 +48,56 @@ def _boundaries(chunks: tuple[int, ...]) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class ChunkWriter:
-    """What a chunk task needs to store its result: the two Zarr arrays (opened once by
+    """What a shard task needs to store its result: the two Zarr arrays (opened once by
     ``precompute`` after creating or checking the store, picklable for Dask workers), the
-    codec, and the chunk boundaries."""
+    codec, and the shard boundaries."""
 
     embeddings: zarr.Array
     done: zarr.Array
     codec: Codec
     starts: tuple[tuple[int, ...], tuple[int, ...]]
 
-    def region(self, index: tuple[int, int]) -> tuple[slice, slice, slice]:
-        """(embedding, y, x) slices of spatial chunk ``index``."""
-        (i, j), (ys, xs) = index, self.starts
-        return slice(None), slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])
+    def key(self, index: tuple[int, int]) -> str:
+        """Store key of spatial shard ``index``."""
+        return f"{self.embeddings.path}/{self.embeddings.metadata.encode_chunk_key((0, *index))}"
+
+    def shard(self, values: np.ndarray) -> np.ndarray:
+        """The bytes of a shard of stored ``values`` (embedding, y, x); an edge shard is
+        padded with the fill value to the full shard shape, as Zarr stores it."""
+        shape = self.embeddings.shards or self.embeddings.chunks
+        if values.shape != shape:
+            full = np.full(shape, self.embeddings.fill_value, values.dtype)
+            full[:, :values.shape[1], :values.shape[2]] = values
+            values = full
+        _, height, width = self.embeddings.chunks
+        return shard_bytes(values, (height, width))
 
 
 def store_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) -> int:
-    """Write one chunk, then (only then) its marker; returns the number of points.
+    """Write one shard whole, then (only then) its marker; returns the number of points.
 
-    Runs where the chunk was computed: a local thread, or a Dask worker.
+    Runs where the shard was computed: a local thread, or a Dask worker.
     """
     data, clipped = writer.codec.encode(block)
-    writer.embeddings[writer.region(index)] = data
-    flush_local_chunk(writer.embeddings, (0, *index))
+    store = writer.embeddings.store
+    key = writer.key(index)
+    sync(store.set(key, default_buffer_prototype().buffer.from_array_like(writer.shard(data))))
+    flush_local_chunk(store, key)
     writer.done[index] = DONE_CLIPPED if clipped else DONE
     return int(block.shape[1] * block.shape[2])
 
 
-def flush_local_chunk(array: zarr.Array, chunk: tuple[int, ...]) -> None:
-    """On a local store, put a chunk file just written on disk (fdatasync) and drop it from
+def flush_local_chunk(store: Store, key: str) -> None:
+    """On a local store, put a shard file just written on disk (fdatasync) and drop it from
     the page cache; other stores: nothing.
 
     Its marker is then only ever set for data on disk, and a cube larger than memory
     streams through the page cache instead of filling it with dirty pages (which the
     kernel would otherwise flush in bursts that stall every writer).
     """
-    if not isinstance(array.store, zarr.storage.LocalStore):
+    if not isinstance(store, zarr.storage.LocalStore):
         return
-    path = os.path.join(array.store.root, array.path, array.metadata.encode_chunk_key(chunk))
+    path = os.path.join(store.root, key)
     fd = os.open(path, os.O_RDONLY)
     try:
         getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
@@ -85,6 +105,7 @@ def flush_local_chunk(array: zarr.Array, chunk: tuple[int, ...]) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+    fsync_directory(os.path.dirname(path))  # Zarr renamed the file into place: the entry too
 
 
 def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -> None:
@@ -187,7 +208,7 @@ def preload_lazy_imports() -> None:
 
 def compute_chunks(target, data, codec, pending, total, scheduler, progress,
                     create=None) -> None:
-    """Compute and store the ``pending`` chunks; ``create`` (a new store) runs first on the
+    """Compute and store the ``pending`` shards; ``create`` (a new store) runs first on the
     thread that writes, so that computing starts at once."""
     preload_lazy_imports()
 
@@ -196,11 +217,8 @@ def compute_chunks(target, data, codec, pending, total, scheduler, progress,
             create()
             logger.info("created %s", target.url)
         store = target.store()
-        # write_empty_chunks: no scan of every chunk for all-fill values before writing it
-        # (an all-NaN chunk is stored rather than left out; both read back the same).
         return ChunkWriter(
-            zarr.open_array(store, path=VARIABLE, mode="r+").with_config(
-                {"write_empty_chunks": True}),
+            zarr.open_array(store, path=VARIABLE, mode="r+"),
             zarr.open_array(store, path=DONE_PATH, mode="r+"), codec,
             (_boundaries(data.chunks[1]), _boundaries(data.chunks[2])))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import urllib.parse
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, missing_dependency
@@ -13,6 +15,17 @@ HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 def hub_filename(repo_id: str) -> str:
     """Checkpoint file name inside a SatCLIP Hub repo (``satclip-vit16-l40.ckpt``)."""
     return repo_id.split("/", 1)[1].lower() + ".ckpt"
+
+
+def reachable(endpoint: str, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to ``endpoint``'s host opens within ``timeout`` seconds."""
+    parts = urllib.parse.urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def download_from_hub(repo_id: str, filename: str) -> Path:
@@ -40,6 +53,9 @@ def download_from_hub(repo_id: str, filename: str) -> Path:
     if constants.HF_HUB_OFFLINE:
         raise ModelNotFoundError(f"{repo_id}/{filename} is not in the Hugging Face cache and "
                                  f"HF_HUB_OFFLINE is set. {how_to_fill}")
+    if not reachable(constants.ENDPOINT):  # huggingface_hub would retry for ~25 s
+        raise ModelNotFoundError(f"{repo_id}/{filename} is not in the Hugging Face cache and "
+                                 f"the Hub cannot be reached. {how_to_fill}")
     try:
         return Path(hf_hub_download(repo_id, filename))
     except LocalEntryNotFoundError:

@@ -1,0 +1,215 @@
+"""The cube's storage: Zarr v3 shards written whole by one task, small inner chunks with
+crc32c checksums (corruption raises on read), shards never read back while writing."""
+
+from __future__ import annotations
+
+import json
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import xsatclip
+from xsatclip import cube
+from xsatclip.cube import points
+from xsatclip.cube.codec import Codec, shard_bytes
+from xsatclip.cube.layout import INNER_BYTES, inner_chunk
+from xsatclip.cube.store import store_target
+from xsatclip.errors import StoreError
+
+
+def _precompute(store, model, **kwargs) -> str:
+    options = {"resolution": 10.0, "chunks": (6, 12), "progress": False, "model": model,
+               **kwargs}
+    with dask.config.set(num_workers=2):
+        return cube.precompute(store, **options)
+
+
+@pytest.mark.parametrize(("shard", "channels", "inner"), [
+    (120, 256, 4),  # 0.25 and 0.1 degree globes: 16 KiB of float32
+    (90, 256, 3),  # 1 degree globe
+    (128, 256, 4), (125, 256, 5), (6, 256, 3), (3, 256, 3),
+    (17, 256, 1),  # prime: only 1 x 1 divides it within 256 KiB
+    (13, 256, 1),  # prime: 1 is nearer 4 than 13
+    (64, 2048, 4),
+])
+def test_inner_chunk_divides_the_shard_and_fits_256_kib(shard, channels, inner):
+    assert inner_chunk(shard, channels) == inner
+    assert shard % inner == 0 and channels * inner * inner * 4 <= INNER_BYTES
+
+
+def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
+    store = _precompute(tmp_path / "sharded.zarr", l10_source)
+    array = zarr.open_array(store, path=cube.VARIABLE, mode="r")
+    assert array.shards == (256, 6, 12) and array.chunks == (256, 3, 4)
+    meta = json.loads((tmp_path / "sharded.zarr" / cube.VARIABLE / "zarr.json").read_text())
+    (sharding,) = meta["codecs"]
+    assert sharding["name"] == "sharding_indexed"
+    config = sharding["configuration"]
+    assert [c["name"] for c in config["codecs"]] == ["bytes", "crc32c"]
+    assert [c["name"] for c in config["index_codecs"]] == ["bytes", "crc32c"]
+    assert config["index_location"] == "end"
+    info = cube.info(store)
+    assert info["chunks"] == [256, 6, 12] and info["inner_chunks"] == [256, 3, 4]
+    assert info["chunks_done"] == info["chunks_total"] == 3 * 3
+    # 18 x 36 cells in 3 x 3 shard files, each 2 x 3 inner chunks of 3 x 4 x 256 float32 +
+    # crc, then 6 index entries of 16 bytes + crc.
+    files = sorted((tmp_path / "sharded.zarr" / cube.VARIABLE / "c").rglob("*"))
+    sizes = {f.stat().st_size for f in files if f.is_file()}
+    assert sizes == {6 * (3 * 4 * 256 * 4 + 4) + 6 * 16 + 4}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_hand_built_shards_read_back_through_zarr(tmp_path, dtype):
+    """shard_bytes against Zarr's own reader, exact values; an edge shard is padded."""
+    rng = np.random.default_rng(0)
+    values = (rng.standard_normal((5, 14, 9)) * 40).astype(dtype)  # 2 x 3 shards of 8 x 4
+    codec = Codec(dtype, 0.5 if dtype == "int8" else None)
+    encoding = codec.encoding((5, 8, 4))
+    assert encoding["chunks"] == (5, 4, 4)
+    fill = encoding["fill_value"]
+    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=values.shape, dtype=dtype,
+                              chunks=encoding["chunks"], shards=encoding["shards"],
+                              compressors=encoding["compressors"], fill_value=fill)
+    for i in range(2):
+        for j in range(3):
+            block = values[:, 8 * i:8 * i + 8, 4 * j:4 * j + 4]
+            padded = np.full((5, 8, 4), fill, dtype)
+            padded[:, :block.shape[1], :block.shape[2]] = block
+            (tmp_path / "a.zarr" / "c" / "0" / str(i)).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "a.zarr" / "c" / "0" / str(i) / str(j)).write_bytes(
+                shard_bytes(padded, (4, 4)).tobytes())
+    np.testing.assert_array_equal(array[...], values)  # exact: the stored dtype itself
+
+
+@pytest.mark.parametrize(("where", "offset"), [("inner chunk", 100), ("index", -30),
+                                                ("checksum", -2)])
+def test_a_flipped_byte_raises_on_read(tmp_path, l10_source, where, offset):
+    store = _precompute(tmp_path / "corrupt.zarr", l10_source)
+    shard = tmp_path / "corrupt.zarr" / cube.VARIABLE / "c" / "0" / "1" / "2"
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0x01
+    shard.write_bytes(bytes(data))
+    ds = xr.open_zarr(store)
+    np.testing.assert_array_equal(  # another shard still reads
+        np.isfinite(ds[cube.VARIABLE][:, :6, :12].values), True)
+    with pytest.raises(ValueError, match="checksum"):
+        ds[cube.VARIABLE][:, 6:12, 24:36].load()
+
+
+def test_precompute_never_reads_a_shard(tmp_path, l10_source, monkeypatch):
+    """Writing a shard is one put: no shard is read, not even an edge one (a 10 x 10 shard
+    grid of 18 x 36 cells leaves partial shards at both edges) nor on a rerun."""
+    reads = []
+    get = zarr.storage.LocalStore.get
+
+    async def recording(self, key, *args, **kwargs):
+        if key.startswith(f"{cube.VARIABLE}/c/"):
+            reads.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", recording)
+    store = _precompute(tmp_path / "edges.zarr", l10_source, chunks=10)
+    (tmp_path / "edges.zarr" / "_xsatclip" / "done" / "c" / "1" / "3").unlink()
+    _precompute(store, l10_source, chunks=10)
+    assert reads == []
+    monkeypatch.undo()
+    emb = xr.open_zarr(store)[cube.VARIABLE]
+    assert emb.shape == (256, 18, 36) and np.isfinite(emb.values).all()
+    # Every cell read back by byte range, edge shards (8 x 6 of 10 x 10 cells) included.
+    lat, lon = np.meshgrid(emb.lat.values, emb.lon.values, indexing="ij")
+    cells = xsatclip.sample(store, lon.ravel(), lat.ravel()).values  # float32, exact
+    np.testing.assert_array_equal(cells, emb.values.reshape(256, -1).T)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, l10_source) -> dict[str, str]:
+    """10 degree cubes (18 x 36 cells, shards 6 x 12, inner 3 x 4) in each storage dtype."""
+    root = tmp_path_factory.mktemp("points")
+    return {dtype: _precompute(root / f"{dtype}.zarr", l10_source, dtype=dtype)
+            for dtype in ("float32", "float16", "int8")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("method", ["nearest", "linear"])
+def test_byte_range_reads_equal_xarray_reads(stores, dtype, method):
+    """The point reader (a store path) against xarray's isel (the opened Dataset): the same
+    float32 values, bit for bit; int8 decoded the same way."""
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)
+    store = stores[dtype]
+    assert points.open_points(zarr.storage.LocalStore(store, read_only=True), store)
+    by_range = xsatclip.sample(store, lon, lat, method=method)
+    by_xarray = xsatclip.sample(cube.open_cube(store), lon, lat, method=method)
+    assert by_range.dtype == by_xarray.dtype == np.float32
+    np.testing.assert_array_equal(by_range.values, by_xarray.values)
+
+
+def test_a_point_reads_one_index_and_one_inner_chunk(stores, monkeypatch):
+    fetched = []
+    chunk_bytes = points.PointReader._chunk_bytes
+
+    def recording(self, requests, length):
+        fetched.extend((key, offsets.size, length) for key, offsets, _ in requests)
+        return chunk_bytes(self, requests, length)
+
+    monkeypatch.setattr(points.PointReader, "_chunk_bytes", recording)
+    xsatclip.sample(stores["float32"], [12.0], [33.0])  # row 5, col 19: shard (0, 1)
+    assert fetched == [(f"{cube.VARIABLE}/c/0/0/1", 1, 3 * 4 * 256 * 4 + 4)]
+
+
+def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_source):
+    store = _precompute(tmp_path / "damaged.zarr", l10_source)
+    shards = tmp_path / "damaged.zarr" / cube.VARIABLE / "c" / "0"
+    (shards / "2" / "0").unlink()  # rows 12..17, cols 0..11: never written
+    zarr.open_array(str(store), path=cube.DONE_PATH, mode="r+")[2, 0] = 0  # (or it raises)
+    out = xsatclip.sample(store, [-170.0, 10.0], [-75.0, 5.0]).values
+    assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+
+    shard = shards / "1" / "1"  # rows 6..11, cols 12..23 in 2 x 3 inner chunks of 3 x 4
+    data = bytearray(shard.read_bytes())  # inner chunk (1, 2): rows 9..11, cols 20..23
+    data[5 * (3 * 4 * 256 * 4 + 4) + 7] ^= 0x10
+    shard.write_bytes(bytes(data))
+    assert np.isfinite(xsatclip.sample(store, [-45.0], [-5.0]).values).all()  # chunk (1, 0)
+    with pytest.raises(StoreError, match=r"shard embeddings/c/0/1/1, inner chunk\(s\) "
+                                         r"\(row, col\) \[\(1, 2\)\] fail their crc32c"):
+        xsatclip.sample(store, [35.0], [-25.0])  # row 11, col 21
+    shard.write_bytes(bytes(data[:-10]))  # truncated: the index is gone
+    with pytest.raises(StoreError, match=r"index of shard embeddings/c/0/1/1 fails"):
+        xsatclip.sample(store, [35.0], [-25.0])
+
+
+def test_memory_store_reads_by_byte_range(stores, l10_source):
+    """A store that is not a local directory: byte-range gets through the Zarr store."""
+    url = "memory://xsatclip-tests/points.zarr"
+    _precompute(url, l10_source, overwrite=True)
+    assert points.open_points(store_target(url).store(read_only=True), url) is not None
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(-180, 180, 200), rng.uniform(-90, 90, 200)
+    for method in ("nearest", "linear"):
+        np.testing.assert_array_equal(xsatclip.sample(url, lon, lat, method=method).values,
+                                      xsatclip.sample(stores["float32"], lon, lat,
+                                                      method=method).values)
+
+
+def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
+    """Shards zarr-python wrote itself (inner chunks in its own order, all-NaN ones left out
+    of the index): the reader agrees with zarr's own reads, exactly (float32)."""
+    rng = np.random.default_rng(6)
+    values = rng.standard_normal((8, 20, 30)).astype(np.float32)
+    values[:, 5:10, 6:9] = np.nan  # whole inner chunks (5 x 3) never stored
+    path = tmp_path / "zarr-written.zarr"
+    array = zarr.create_array(str(path), name=cube.VARIABLE, shape=values.shape,
+                              chunks=(8, 5, 3), shards=(8, 10, 15), dtype="float32",
+                              compressors=[zarr.codecs.Crc32cCodec()], fill_value=np.nan,
+                              dimension_names=("embedding", "lat", "lon"))
+    array[...] = values
+    reader = points.open_points(zarr.storage.LocalStore(str(path)), str(path))
+    assert reader is not None and reader.inner == (8, 5, 3)
+    rows, cols = np.meshgrid(np.arange(20), np.arange(30), indexing="ij")
+    got = reader.cells(rows, cols)  # (20, 30, 8)
+    np.testing.assert_array_equal(got, np.moveaxis(values, 0, -1))
+    zarr.open_array(str(path), path=cube.VARIABLE, mode="r+")[:, :10, :15] = np.nan
+    assert np.isnan(reader.cells(rows[:10, :15], cols[:10, :15])).all()  # shard gone
