@@ -104,10 +104,7 @@ class LocationEncoder(Encoder):
         weights = InferenceWeights.of(self.network, half=True,
                                       split=support == "float32 products")
         features = check_features(self.level, self.config.convention, self.numerics)
-        reference = self.config.build_network().double()
-        reference.load_state_dict(self.network.state_dict())
-        reference.to(self.device)
-        weights.check_error(features.to(self.device), reference)
+        weights.check_error(features.to(self.device), self.network)
         return weights
 
     @property
