@@ -108,6 +108,8 @@ def test_falls_back_to_float32_without_bfloat16_gemms(monkeypatch):
     lon, lat = fibonacci_lattice(100)
     np.testing.assert_array_equal(model.encode(lon, lat),
                                   xsatclip.load_model(MODEL, device="cpu").encode(lon, lat))
+    # Passed on with dtype="bfloat16" again, the fallen-back model is used as it is.
+    assert xsatclip.model.resolve_model(model, dtype="bfloat16") is model
 
 
 def test_accessor_and_precompute_take_bfloat16(capable_cpu, tmp_path):

@@ -61,6 +61,7 @@ class LocationEncoder(Encoder):
         self.config = config
         self.numerics = numerics
         self.dtype = dtype
+        self.requested_dtype = dtype  # bfloat16 may fall back to float32 (_inference_weights)
         self.backend = Backend.choose(device, numerics)
         self.zonal_scale = zonal_scale(config.convention)
         # Cast before loading so float64 weights never pass through float32.
