@@ -142,14 +142,14 @@ class LocationEncoder(Encoder):
 
     def encode(self, lon: ArrayLike, lat: ArrayLike, *,
                batch_size: int | None = None) -> np.ndarray:
-        """Embeddings of points, (N, embed_dim) in the model's dtype.
+        """Embeddings of points, (N, embed_dim) in :attr:`output_dtype`.
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
         points at a time (per thread): the (N, L*L) basis is never materialised for all N.
 
         On the CPU ("exact" numerics) the basis kernel writes each batch's feature columns
-        into one reused buffer and the network runs on columns
-        (:meth:`~xsatclip.model.siren.SirenNet.forward_columns`), the last layer straight
+        into one reused buffer, the first layer runs on columns, the rest on its transpose
+        (:meth:`~xsatclip.model.inference.InferenceWeights.head`), the last layer straight
         into the result. Threads: :meth:`~xsatclip.model.backend.Backend.run_pieces`.
         """
         lon, lat = validate_lonlat(lon, lat)
