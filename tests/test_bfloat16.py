@@ -8,8 +8,13 @@ numerics of CPUs that have them (float32 accumulation, bfloat16 results)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 import xsatclip
@@ -103,6 +108,8 @@ def test_falls_back_to_float32_without_bfloat16_gemms(monkeypatch):
     lon, lat = fibonacci_lattice(100)
     np.testing.assert_array_equal(model.encode(lon, lat),
                                   xsatclip.load_model(MODEL, device="cpu").encode(lon, lat))
+    # Passed on with dtype="bfloat16" again, the fallen-back model is used as it is.
+    assert xsatclip.model.resolve_model(model, dtype="bfloat16") is model
 
 
 def test_accessor_and_precompute_take_bfloat16(capable_cpu, tmp_path):
@@ -132,3 +139,14 @@ def test_cli_compute_dtype(capable_cpu, tmp_path):
                  "--device", "cpu", "--compute-dtype", "bfloat16", "--quiet"]) == 0
     info = xsatclip.cube.info(store)
     assert info["chunks_done"] == info["chunks_total"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="measures instead: a GPU is present")
+def test_gpu_benchmark_says_there_is_no_gpu():
+    """benchmarks/gpu.py without a CUDA GPU: one clear line, exit status 1, nothing timed."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 1
+    assert "sees no CUDA GPU" in done.stderr and "nothing measured" in done.stderr
+    assert done.stdout == ""

@@ -61,6 +61,7 @@ class LocationEncoder(Encoder):
         self.config = config
         self.numerics = numerics
         self.dtype = dtype
+        self.requested_dtype = dtype  # bfloat16 may fall back to float32 (_inference_weights)
         self.backend = Backend.choose(device, numerics)
         self.zonal_scale = zonal_scale(config.convention)
         # Cast before loading so float64 weights never pass through float32.
@@ -104,10 +105,7 @@ class LocationEncoder(Encoder):
         weights = InferenceWeights.of(self.network, half=True,
                                       split=support == "float32 products")
         features = check_features(self.level, self.config.convention, self.numerics)
-        reference = self.config.build_network().double()
-        reference.load_state_dict(self.network.state_dict())
-        reference.to(self.device)
-        weights.check_error(features.to(self.device), reference)
+        weights.check_error(features.to(self.device), self.network)
         return weights
 
     @property
@@ -144,14 +142,14 @@ class LocationEncoder(Encoder):
 
     def encode(self, lon: ArrayLike, lat: ArrayLike, *,
                batch_size: int | None = None) -> np.ndarray:
-        """Embeddings of points, (N, embed_dim) in the model's dtype.
+        """Embeddings of points, (N, embed_dim) in :attr:`output_dtype`.
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
         points at a time (per thread): the (N, L*L) basis is never materialised for all N.
 
         On the CPU ("exact" numerics) the basis kernel writes each batch's feature columns
-        into one reused buffer and the network runs on columns
-        (:meth:`~xsatclip.model.siren.SirenNet.forward_columns`), the last layer straight
+        into one reused buffer, the first layer runs on columns, the rest on its transpose
+        (:meth:`~xsatclip.model.inference.InferenceWeights.head`), the last layer straight
         into the result. Threads: :meth:`~xsatclip.model.backend.Backend.run_pieces`.
         """
         lon, lat = validate_lonlat(lon, lat)

@@ -15,6 +15,7 @@ exceeds the int8 storage bound.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -111,9 +112,10 @@ class InferenceWeights:
             x = self.linear(x, i, h).sin_()
         return self.linear(x, -1, out)
 
-    def max_error(self, features: torch.Tensor, reference: SirenNet) -> tuple[float, float]:
+    def max_error(self, features: torch.Tensor, network: SirenNet) -> tuple[float, float]:
         """Max |error| of this head on basis ``features`` (N, dim_in, float64) against
-        ``reference`` (the float64 network), and the reference's max |value|."""
+        ``network`` evaluated in float64, and the latter's max |value|."""
+        reference = copy.deepcopy(network).double()
         with torch.inference_mode():
             expected = reference(features)
             weight, bias = self.first
@@ -123,11 +125,11 @@ class InferenceWeights:
             error = float((got.double() - expected).abs().max())
         return error, float(expected.abs().max())
 
-    def check_error(self, features: torch.Tensor, reference: SirenNet) -> float:
+    def check_error(self, features: torch.Tensor, network: SirenNet) -> float:
         """Raise :class:`~xsatclip.errors.PrecisionError` when this head's max error on
         ``features`` exceeds the int8 storage bound of the model's amplitude; else return
         the error."""
-        error, amplitude = self.max_error(features, reference)
+        error, amplitude = self.max_error(features, network)
         bound = INT8_BOUND_PER_AMPLITUDE * amplitude
         if not np.isfinite(error) or error > bound:
             raise PrecisionError(

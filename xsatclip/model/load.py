@@ -127,7 +127,8 @@ def resolve_model(
                 "loaded model)")
         model = chosen
     if isinstance(model, Encoder):
-        if numerics not in (None, model.numerics) or dtype != model.dtype:
+        requested = getattr(model, "requested_dtype", model.dtype)  # before a fallback
+        if numerics not in (None, model.numerics) or dtype not in (model.dtype, requested):
             model = load_model(model.identity.source, numerics=numerics or model.numerics,
                                dtype=dtype, device=device if device != "auto" else model.device)
         elif device != "auto":
