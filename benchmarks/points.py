@@ -36,7 +36,7 @@ from xsatclip.raster.geometry import uniform_on_sphere
 MODEL = "bluemarble-l40"
 
 
-def build(store: Path, resolution: float, bbox) -> float:
+def build(store: Path, resolution: float, bbox, inner: int) -> float:
     """Seconds spent building the cube (0 when a complete one is reused)."""
     if store.exists():
         info = cube.info(store)
@@ -44,7 +44,7 @@ def build(store: Path, resolution: float, bbox) -> float:
             return 0.0
     start = time.perf_counter()
     xsatclip.precompute(store, resolution=resolution, bbox=bbox, model=MODEL, progress=False,
-                        overwrite=True)
+                        overwrite=True, inner_chunks=inner)
     return time.perf_counter() - start
 
 
@@ -137,11 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     bbox = tuple(float(v) for v in args.bbox.split(","))
     sizes = [int(v) for v in args.sizes.split(",")]
     os.makedirs(args.store_dir, exist_ok=True)
-    layout.INNER_SIDE = args.inner
     extent = "_".join(f"{v:g}" for v in bbox)
     name = f"l40-{args.resolution:g}-{extent}-inner{args.inner}.zarr"
     store = Path(args.store_dir) / name
-    built = build(store, args.resolution, bbox)
+    built = build(store, args.resolution, bbox, args.inner)
     info = cube.info(store)
     how = f"built in {built:.0f} s" if built else "reused"
     print(f"cube: {store} ({how}), "

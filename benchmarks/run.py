@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import versus  # noqa: E402  (benchmarks/ on the path first)
 
 LEVEL, CAPACITY = 40, 512
 WARMUP_POINTS = 256
@@ -174,7 +176,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
     from xsatclip.model.backend import PIECE_BATCHES
 
     encoder = model()
-    batch = encoder._batch_size(None)
+    batch = encoder.backend.batch_size(None, LEVEL, CAPACITY)
     coefficients = legendre_recursion_coefficients(LEVEL)
     tiny = np.finfo(np.float32).tiny
 
@@ -189,7 +191,7 @@ def run_basis_columns(n: int, repeats: int) -> dict:
                 basis_columns_kernel(lon[first:last], lat[first:last], *coefficients,
                                      encoder.zonal_scale, tiny, columns)
 
-        encoder._run_pieces(lon.size, PIECE_BATCHES * batch, run)
+        encoder.backend.run_pieces(lon.size, PIECE_BATCHES * batch, run)
 
     return {"seconds": _best_of(fn, *_points(n), repeats), "points": n}
 
@@ -255,25 +257,34 @@ def _cube_encoder(encoder, lat, lon, threads: int) -> None:
 
 
 def run_cube_encoder(level: int, resolution: float, threads: int, store_dir: str | None,
-                     repeats: int) -> dict:
-    return _run_cube(level, resolution, threads, store_dir, repeats, end_to_end=False)
+                     repeats: int, compute: str = "float32") -> dict:
+    return _run_cube(level, resolution, threads, store_dir, repeats, end_to_end=False,
+                     compute=compute)
 
 
 def run_cube(level: int, resolution: float, threads: int, store_dir: str | None,
-             repeats: int) -> dict:
-    return _run_cube(level, resolution, threads, store_dir, repeats, end_to_end=True)
+             repeats: int, compute: str = "float32", storage: str = "float32") -> dict:
+    return _run_cube(level, resolution, threads, store_dir, repeats, end_to_end=True,
+                     compute=compute, storage=storage)
+
+
+def run_accessor(level: int, resolution: float, threads: int, store_dir: str | None,
+                 repeats: int, compute: str = "float32") -> dict:
+    return versus.run_accessor(resolution, threads, repeats, model(compute, level))
 
 
 def _run_cube(level: int, resolution: float, threads: int, store_dir: str | None,
-              repeats: int, end_to_end: bool) -> dict:
+              repeats: int, end_to_end: bool, compute: str = "float32",
+              storage: str = "float32") -> dict:
     """One full-size warm-up run (it also makes the VM back the heap this run uses), then the
-    best of ``repeats`` timed runs, each into a fresh store."""
+    best of ``repeats`` timed runs, each into a fresh store. ``compute``: the encoder's
+    dtype; ``storage``: the cube's."""
     import shutil
 
     import dask
 
     import xsatclip
-    encoder = model(level=level)
+    encoder = model(compute, level=level)
     grid = xsatclip.grid(resolution)
     lat, lon = grid["lat"].values, grid["lon"].values
     with tempfile.TemporaryDirectory(prefix="xsatclip-bench-", dir=store_dir) as tmp, \
@@ -283,7 +294,8 @@ def _run_cube(level: int, resolution: float, threads: int, store_dir: str | None
         def fn():
             if end_to_end:
                 xsatclip.precompute(store, resolution=resolution, model=encoder,
-                                    progress=False)
+                                    progress=False, dtype=storage,
+                                    compute_dtype=encoder.dtype)
             else:
                 _cube_encoder(encoder, lat, lon, threads)
 
@@ -294,7 +306,7 @@ def _run_cube(level: int, resolution: float, threads: int, store_dir: str | None
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-    return {"seconds": min(times), "points": int(lat.size * lon.size)}
+    return {"seconds": min(times), "points": int(lat.size * lon.size), "dtype": encoder.dtype}
 
 
 # --------------------------------------------------------------------------- rows
@@ -342,6 +354,18 @@ ROWS = [
       for level, res in ((10, 1.0), (10, 0.25), (40, 1.0))
       for kind, label, fn in (("cube-encoder", "encoder only", run_cube_encoder),
                               ("cube", "end-to-end Zarr", run_cube))),
+    # Against torchgeo (--section torchgeo: these, "encoder" and "torchgeo").
+    Row("torchgeo", "torchgeo 0.10 SatCLIP encoder, float32", "torchgeo", 8192,
+        lambda n, repeats: versus.run_torchgeo(n, repeats, model, _points)),
+    Row("torchgeo-siren", "torchgeo 0.10 SatCLIP's SIREN alone, float32", "torchgeo", 50_000,
+        lambda n, repeats: versus.run_torchgeo(n, repeats, model, _points, siren_only=True)),
+    Row("accessor", "grid via the accessor, float32", "cube", 0, run_accessor),
+    Row("accessor-bf16", "grid via the accessor, bfloat16", "cube", 0,
+        functools.partial(run_accessor, compute="bfloat16")),
+    Row("cube-encoder-bf16", "encoder only, bfloat16", "cube", 0,
+        functools.partial(run_cube_encoder, compute="bfloat16")),
+    Row("cube-bf16-int8", "end-to-end Zarr, bfloat16 head, int8 stored", "cube", 0,
+        functools.partial(run_cube, compute="bfloat16", storage="int8")),
 ]
 BY_KEY = {row.key: row for row in ROWS}
 
@@ -443,7 +467,9 @@ def report(rows: list[Row], results: dict[str, dict], args, load: tuple[float, f
         **{f"end-to-end vs encoder-only, L = {BY_KEY[key].level}, "
            f"{BY_KEY[key].resolution:g} degree": _ratio(rate, key, "cube-encoder" + key[4:])
            for key in rate if key.startswith("cube-l")},
-        "peak RSS (MiB)": max((r["peak_mib"] for r in results.values()), default=None),
+        # The accessor rows hold the whole grid's embeddings in memory (.compute()) by design.
+        "peak RSS (MiB)": max((r["peak_mib"] for k, r in results.items()
+                               if not k.startswith("accessor")), default=None),
     }
     for name, value in measured.items():
         if value is None:
@@ -489,9 +515,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch and numba threads; chunk threads for the cube rows "
                         "(default: theirs; one per core)")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many (3)")
-    parser.add_argument("--section", choices=("foundation", "cube", "all"), default="all",
+    parser.add_argument("--section", choices=("foundation", "cube", "torchgeo", "all"),
+                        default="all",
                         help="foundation (GEMM bound, basis, encoder), cube (end-to-end "
-                        "Zarr) or all (default)")
+                        "Zarr), torchgeo (xsatclip's rows against torchgeo's encoder) or all "
+                        "(default)")
     parser.add_argument("--store-dir", help="where the cube rows write their temporary Zarr "
                         "store (default: the system's temporary directory)")
     parser.add_argument("--row", choices=list(BY_KEY), help=argparse.SUPPRESS)  # subprocess
@@ -500,7 +528,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.row:
         print(json.dumps(run_row(BY_KEY[args.row], args)))
         return
-    rows = [row for row in ROWS if args.section in ("all", row.section)]
+    rows = [row for row in ROWS if args.section in ("all", row.section)
+            or (args.section == "torchgeo" and row.key in versus.VERSUS)]
+    if args.section == "all" and versus.torchgeo_wheel() is None:
+        print("no torchgeo wheel (benchmarks/versus.py): its row is left out", file=sys.stderr)
+        rows = [row for row in rows if row.key != "torchgeo"]
     load_start = os.getloadavg()[0]
     results = {}
     for row in rows:
@@ -508,6 +540,7 @@ def main(argv: list[str] | None = None) -> None:
         if result is not None:
             results[row.key] = result
     report(rows, results, args, (load_start, os.getloadavg()[0]))
+    versus.report(results)
     if len(results) < len(rows):
         sys.exit(1)
 

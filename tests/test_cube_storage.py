@@ -17,7 +17,7 @@ from xsatclip.cube import points
 from xsatclip.cube.codec import Codec, shard_bytes
 from xsatclip.cube.layout import INNER_BYTES, inner_chunk
 from xsatclip.cube.store import store_target
-from xsatclip.errors import StoreError
+from xsatclip.errors import InvalidOptionError, StoreError
 
 
 def _precompute(store, model, **kwargs) -> str:
@@ -53,6 +53,9 @@ def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
     assert config["index_location"] == "end"
     info = cube.info(store)
     assert info["chunks"] == [256, 6, 12] and info["inner_chunks"] == [256, 3, 4]
+    # open_cube: Dask chunks of whole shards (xr.open_zarr alone takes the inner chunks).
+    assert cube.open_cube(store)[cube.VARIABLE].chunks == ((256,), (6,) * 3, (12,) * 3)
+    assert xr.open_zarr(store)[cube.VARIABLE].chunks[1] == (3,) * 6
     assert info["chunks_done"] == info["chunks_total"] == 3 * 3
     # 18 x 36 cells in 3 x 3 shard files, each 2 x 3 inner chunks of 3 x 4 x 256 float32 +
     # crc, then 6 index entries of 16 bytes + crc.
@@ -118,6 +121,10 @@ def test_precompute_never_reads_a_shard(tmp_path, l10_source, monkeypatch):
     monkeypatch.undo()
     emb = xr.open_zarr(store)[cube.VARIABLE]
     assert emb.shape == (256, 18, 36) and np.isfinite(emb.values).all()
+    # Every cell read back by byte range, edge shards (8 x 6 of 10 x 10 cells) included.
+    lat, lon = np.meshgrid(emb.lat.values, emb.lon.values, indexing="ij")
+    cells = xsatclip.sample(store, lon.ravel(), lat.ravel()).values  # float32, exact
+    np.testing.assert_array_equal(cells, emb.values.reshape(256, -1).T)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +167,7 @@ def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_
     store = _precompute(tmp_path / "damaged.zarr", l10_source)
     shards = tmp_path / "damaged.zarr" / cube.VARIABLE / "c" / "0"
     (shards / "2" / "0").unlink()  # rows 12..17, cols 0..11: never written
+    zarr.open_array(str(store), path=cube.DONE_PATH, mode="r+")[2, 0] = 0  # (or it raises)
     out = xsatclip.sample(store, [-170.0, 10.0], [-75.0, 5.0]).values
     assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
 
@@ -187,3 +195,43 @@ def test_memory_store_reads_by_byte_range(stores, l10_source):
         np.testing.assert_array_equal(xsatclip.sample(url, lon, lat, method=method).values,
                                       xsatclip.sample(stores["float32"], lon, lat,
                                                       method=method).values)
+
+
+def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
+    """Shards zarr-python wrote itself (inner chunks in its own order, all-NaN ones left out
+    of the index): the reader agrees with zarr's own reads, exactly (float32)."""
+    rng = np.random.default_rng(6)
+    values = rng.standard_normal((8, 20, 30)).astype(np.float32)
+    values[:, 5:10, 6:9] = np.nan  # whole inner chunks (5 x 3) never stored
+    path = tmp_path / "zarr-written.zarr"
+    array = zarr.create_array(str(path), name=cube.VARIABLE, shape=values.shape,
+                              chunks=(8, 5, 3), shards=(8, 10, 15), dtype="float32",
+                              compressors=[zarr.codecs.Crc32cCodec()], fill_value=np.nan,
+                              dimension_names=("embedding", "lat", "lon"))
+    array[...] = values
+    reader = points.open_points(zarr.storage.LocalStore(str(path)), str(path))
+    assert reader is not None and reader.inner == (8, 5, 3)
+    rows, cols = np.meshgrid(np.arange(20), np.arange(30), indexing="ij")
+    got = reader.cells(rows, cols)  # (20, 30, 8)
+    np.testing.assert_array_equal(got, np.moveaxis(values, 0, -1))
+    zarr.open_array(str(path), path=cube.VARIABLE, mode="r+")[:, :10, :15] = np.nan
+    assert np.isnan(reader.cells(rows[:10, :15], cols[:10, :15])).all()  # shard gone
+
+
+def test_inner_chunk_side_is_an_option_and_a_resume_keeps_the_stores(tmp_path, l10_source):
+    from xsatclip import cli
+
+    store = tmp_path / "inner6.zarr"
+    status = cli.main(["precompute", str(store), "--resolution", "10", "--model", l10_source,
+                       "--chunks", "6,12", "--inner-chunks", "6", "--quiet"])
+    assert status == 0 and cube.info(store)["inner_chunks"] == [256, 6, 6]
+    (store / "_xsatclip" / "done" / "c" / "2" / "2").unlink()
+    (store / cube.VARIABLE / "c" / "0" / "2" / "2").unlink()
+    _precompute(store, l10_source, inner_chunks=2)  # resumes: the store's 6 x 6 stay
+    assert cube.info(store)["inner_chunks"] == [256, 6, 6]
+    reference = _precompute(tmp_path / "inner4.zarr", l10_source)
+    np.testing.assert_array_equal(xr.open_zarr(store)[cube.VARIABLE].values,  # float32
+                                  xr.open_zarr(reference)[cube.VARIABLE].values)
+    with pytest.raises(InvalidOptionError, match="inner_chunks must be a positive integer"):
+        _precompute(tmp_path / "bad.zarr", l10_source, inner_chunks=0)
+    assert not (tmp_path / "bad.zarr").exists()

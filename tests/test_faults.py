@@ -16,7 +16,7 @@ import dask
 import numpy as np
 import pytest
 import zarr
-from fault_injection import assert_killed, in_small_tmpfs, run_script, truncate
+from fault_injection import assert_killed, flip_byte, in_small_tmpfs, run_script, truncate
 
 import xsatclip
 from xsatclip import cli, cube
@@ -337,19 +337,138 @@ def test_a_store_under_a_file_fails_in_one_line(tmp_path, capsys, l10_source):
 
 
 @pytest.mark.slow
-def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source):
+def test_a_finished_store_is_rechecked_on_read_only_media(tmp_path, l10_source, reference):
     """On a file system remounted read-only (no lock file can be made) a finished store
     reruns to 'nothing to do'; one with chunks to compute fails in one line."""
     cli_run = (f'"{sys.executable}" -m xsatclip.cli precompute "$MOUNT/c.zarr" '
                f'--resolution 30 --chunks 3 --model {l10_source}')
     drop = f'rm "$MOUNT/c.zarr/{cube.DONE_PATH}/c/0/0"'
     result = in_small_tmpfs(
-        f'{cli_run} --quiet; mount -o remount,ro "$MOUNT"; {cli_run}; echo "rc=$?"; '
+        f'cp -r {reference} "$MOUNT/c.zarr"; mount -o remount,ro "$MOUNT"; {cli_run}; '
+        'echo "rc=$?"; '
         f'mount -o remount,rw "$MOUNT"; {drop}; mount -o remount,ro "$MOUNT"; '
         f'{cli_run} --quiet; echo "rc=$?"', tmp_path / "ro", "64m")
     out, err = result.stdout, result.stderr
     assert f"c.zarr: {N30}/{N30} chunks done\nrc=0" in out, (out, err)
     assert out.rstrip().endswith("rc=1"), (out, err)
     assert err.strip().splitlines()[-1].endswith(
-        f"1 of {N30} chunks to compute, but the store's directory is read-only (no lock can "
-        "be taken)"), err
+        f"1 of {N30} chunks to compute, but its lock file cannot be written (read-only media "
+        "or no permission)"), err
+
+
+def test_a_flipped_byte_is_found_and_repaired(tmp_path, l10_source, reference, capsys):
+    """Shards carry a crc32c per inner chunk: one flipped bit of a value (which would read as
+    another float, or inf) fails verification and is recomputed by --repair."""
+    import shutil
+
+    store = tmp_path / "flipped.zarr"
+    shutil.copytree(reference, store)
+    key = unit_key(zarr.open_array(str(store), path=cube.VARIABLE, mode="r"), (1, 3))
+    flip_byte(store / key, 1000)  # inside the first inner chunk's values
+    assert cli.main(["info", str(store), "--verify"]) == 1
+    assert f"{store}: unit [1, 3]: corrupt (" in capsys.readouterr().out
+    with pytest.raises(StoreError, match=rf"shard {key}, inner chunk\(s\) .* fail their "
+                                         r"crc32c checksum .*precompute --repair"):
+        xsatclip.sample(store, [135.0], [-45.0])  # row 4, column 10: in unit (1, 3)
+    with dask.config.set(num_workers=2):
+        assert cli.main(["precompute", str(store), "--resolution", "30", "--chunks", "3",
+                         "--model", l10_source, "--quiet", "--repair"]) == 0
+    _assert_same_values(store, reference)
+
+
+def test_sample_names_a_chunk_marked_done_but_missing(tmp_path, reference, capsys):
+    import shutil
+
+    store = tmp_path / "holed.zarr"
+    shutil.copytree(reference, store)
+    (store / unit_key(zarr.open_array(str(store), path=cube.VARIABLE), (0, 1))).unlink()
+    points = tmp_path / "points.csv"
+    points.write_text("lon,lat\n-45,75\n")  # in unit (0, 1): rows 0-2, columns 3-5
+    assert cli.main(["sample", str(store), "--points", str(points)]) == 1
+    assert capsys.readouterr().err == (
+        f"xsatclip: error: {store}: chunk(s) [0, 1] of embeddings are marked done but missing "
+        "from the store (deleted or lost); rerun precompute to recompute them\n")
+    with pytest.raises(StoreError, match=r"chunk\(s\) \[0, 1\] of embeddings are marked done"):
+        xsatclip.sample(store, [-45.0], [75.0], method="linear")
+    assert not np.isnan(xsatclip.sample(store, [45.0], [75.0]).values).any()  # elsewhere
+
+
+# 1 and 4 on S3 (a moto server on loopback) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3_options():
+    """storage_options of a moto S3 server on a free loopback port with a bucket 'cubes'."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (dev group) runs S3")
+    pytest.importorskip("s3fs", reason="s3fs (the s3 extra) reads s3:// URLs")
+    import socket
+
+    import boto3  # moto's own dependency
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing",
+                 ).create_bucket(Bucket="cubes")
+    yield {"key": "testing", "secret": "testing", "use_listings_cache": False,
+           "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    server.stop()
+
+
+@pytest.mark.slow
+def test_on_s3_a_half_created_store_and_a_killed_overwrite_are_rebuilt(s3_options,
+                                                                       reference):
+    url = "s3://cubes/half.zarr"
+    zarr.open_group(zarr.storage.FsspecStore.from_url(url, storage_options=s3_options),
+                    mode="w", zarr_format=3)  # what a kill during creation leaves
+    assert cube.info(url, storage_options=s3_options)["state"] == "incomplete"
+    _run(url, "bluemarble-l40", storage_options=s3_options)
+    result = run_script("""
+        import json, sys
+        import s3fs
+        kill_on(s3fs.S3FileSystem, "rm", 2)  # after deleting two of the store's entries
+        precompute(sys.argv[1], model="bluemarble-l10", overwrite=True,
+                   storage_options=json.loads(sys.argv[2]))
+    """, url, json.dumps(s3_options))
+    assert_killed(result)
+    assert cube.info(url, storage_options=s3_options)["state"] == "incomplete"
+    _run(url, "bluemarble-l10", storage_options=s3_options)
+    local = zarr.open_array(str(reference), path=cube.VARIABLE, mode="r")[...]
+    remote = zarr.open_array(zarr.storage.FsspecStore.from_url(url, storage_options=s3_options),
+                             path=cube.VARIABLE, mode="r")[...]
+    np.testing.assert_array_equal(remote, local)  # float32, bit for bit
+
+
+# 7. Durability: the directory entry of a renamed shard is on disk before its marker ------------
+
+def test_each_shard_directory_is_fsynced_before_its_marker(tmp_path, l10_source, monkeypatch):
+    """Zarr writes a shard to a temporary file and renames it into place: the rename is only
+    durable once the directory is fsynced, which must happen before the marker is set."""
+    store = tmp_path / "synced.zarr"
+    events, last_data = [], []
+    fdatasync, fsync = os.fdatasync, os.fsync
+
+    def record_data(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if f"/{cube.VARIABLE}/c/" in path:
+            _, i, j = (int(part) for part in path.split("/c/")[-1].split("/"))
+            last_data.append((i, j))
+        fdatasync(fd)
+
+    def record_directory(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isdir(path) and f"/{cube.VARIABLE}/c/0/" in path and last_data:
+            i, j = last_data[-1]  # one thread writes: the shard just flushed
+            marker = zarr.open_array(str(store), path=cube.DONE_PATH, mode="r")[i, j]
+            events.append(((i, j), path.endswith(f"/c/0/{i}"), int(marker)))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record_data)
+    monkeypatch.setattr(os, "fsync", record_directory)
+    with dask.config.set(num_workers=2):
+        cube.precompute(store, resolution=30.0, chunks=3, model=l10_source, progress=False)
+    assert sorted(unit for unit, _, _ in events) == [(i, j) for i in range(2) for j in range(4)]
+    assert all(right_folder and marker == 0 for _, right_folder, marker in events)

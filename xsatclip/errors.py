@@ -83,6 +83,10 @@ class GeolocationError(XSatclipError, ValueError):
     """An input of locate / recall_vs_area / augment is unusable; the message names it."""
 
 
+class PrecisionError(XSatclipError, ValueError):
+    """A reduced-precision computation (the bfloat16 head) exceeds its error bound."""
+
+
 def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
     """``value`` if it is one of ``choices``, else :class:`InvalidOptionError` naming ``name``."""
     allowed = list(choices)

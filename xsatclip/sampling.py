@@ -24,6 +24,7 @@ from .cube.metadata import point_attrs
 from .cube.points import PointReader, bilinear, open_points
 from .cube.source import embedding_variable
 from .cube.store import store_target
+from .cube.verify import check_marked_units
 from .errors import InvalidOptionError, check_choice
 from .harmonics import validate_lonlat
 from .model import Encoder, resolve_model
@@ -69,7 +70,8 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     DataArray ``embeddings`` ``(point, embedding)``, float32 (float64 for float64 cubes),
     with ``lon`` and ``lat`` coordinates on ``point`` as given. Rows are NaN for NaN
     coordinates and, with nearest/linear, for points outside a regional cube (more than half
-    a cell beyond its outermost centres) or in chunks not computed yet.
+    a cell beyond its outermost centres) or in chunks not computed yet. A store's chunk
+    marked done but missing, or failing its checksum, raises StoreError naming it.
     """
     check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
@@ -80,6 +82,8 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     else:
         values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype,
                        reader=_point_reader(cube, storage_options))
+        if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values).any():
+            check_marked_units(cube, storage_options=storage_options)  # NaN, yet marked done
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
         emb.sizes["embedding"])
     return xr.DataArray(values, dims=("point", "embedding"),

@@ -39,9 +39,10 @@ def cmd_precompute(args) -> int:
         raise InvalidOptionError(f"--workers must be positive, got {args.workers}")
     options = dict(resolution=args.resolution, bbox=args.bbox, level=args.level,
                    model=args.model, chunks=args.chunks, dtype=args.dtype,
+                   compute_dtype=args.compute_dtype,
                    resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                    batch_size=args.batch_size, numerics=args.numerics, device=args.device,
-                   repair=args.repair)
+                   repair=args.repair, inner_chunks=args.inner_chunks)
     if args.workers is not None:
         try:
             from distributed import Client, LocalCluster

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "where it can; or the existing store's)")
     p.add_argument("--dtype", choices=("float32", "float16", "int8"), default="float32",
                    help="storage dtype (default float32)")
+    p.add_argument("--inner-chunks", type=int, metavar="N",
+                   help="preferred inner chunk side in cells of a new store (default 4: fast "
+                   "point reads; 15 or 16: faster whole-map reads)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every chunk of an existing matching store")
@@ -81,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of a dask.distributed scheduler (tcp://host:8786)")
     where.add_argument("--workers", type=int, metavar="N",
                        help="start a local dask.distributed cluster of N processes")
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="the encoder's compute dtype (bfloat16: the layers after the first "
+                   "in bfloat16, float32 where the CPU or GPU lacks fast bfloat16)")
     p.set_defaults(func=commands.cmd_precompute)
 
     p = sub.add_parser("info", help="grid, model, dtype and completeness of a cube",

@@ -17,7 +17,8 @@ The variable is ``embeddings`` and not ``embedding`` because the embedding dimen
 coordinate of that name, and xarray allows no data variable named like a coordinate; the
 output of ``.satclip.embed`` and :func:`~xsatclip.sample` carries the same name.
 
-See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety, locking) and
+See :mod:`.layout` (chunks, dtypes), :mod:`.store` (crash safety), :mod:`.lock`,
+:mod:`.durable` (overwrite, leftovers), :mod:`.verify` (corruption, repair) and
 :mod:`.writer` (writing). Products derived from a cube: :mod:`.export` (COG),
 :mod:`.overviews`, :mod:`.preview`, :mod:`.stac` (read through :mod:`.source`).
 """

@@ -1,4 +1,4 @@
-"""Replacing and repairing local or remote stores durably: what ``overwrite`` may delete,
+"""Replacing local or remote stores durably: what ``precompute`` may write into or delete,
 deleting a cube so that no interruption leaves it looking complete, removing what a killed
 write leaves behind, and ``fsync`` of a directory after a rename into it."""
 
@@ -20,8 +20,9 @@ MARKERS = DONE_PATH.split("/")[0]  # the group of the completion markers
 
 
 def check_replaceable(target: StoreTarget, state: str) -> None:
-    """StoreError unless ``overwrite`` may delete what is at ``target``: an xsatclip cube
-    (complete, incomplete or with unreadable metadata), or an empty directory."""
+    """StoreError unless ``precompute`` may write into what is at ``target`` (and, with
+    ``overwrite``, delete it): an xsatclip cube (complete, incomplete or with unreadable
+    metadata), or an empty directory."""
     if state in ("absent", "complete", "incomplete"):
         return
     if state == "unreadable" and (not target.local or os.path.isdir(

@@ -100,10 +100,10 @@ def default_chunk(size: int) -> int:
     return next(divisors, DEFAULT_CHUNK)
 
 
-def inner_chunk(shard: int, embed_dim: int) -> int:
+def inner_chunk(shard: int, embed_dim: int, preferred: int = INNER_SIDE) -> int:
     """Inner chunk side along an axis of shards of ``shard`` cells: the divisor of ``shard``
-    nearest :data:`INNER_SIDE` (the smaller on a tie) whose chunk of ``embed_dim`` float32
+    nearest ``preferred`` (the smaller on a tie) whose chunk of ``embed_dim`` float32
     channels fits in :data:`INNER_BYTES`."""
     fits = [d for d in range(1, shard + 1)
             if shard % d == 0 and embed_dim * d * d * 4 <= INNER_BYTES]
-    return min(fits or [1], key=lambda d: (abs(d - INNER_SIDE), d))
+    return min(fits or [1], key=lambda d: (abs(d - preferred), d))

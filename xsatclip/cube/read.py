@@ -42,6 +42,12 @@ def open_cube(store: str | os.PathLike, *, storage_options: dict | None = None,
         return _open_any(target, kwargs)
     if state != "complete":
         raise StoreError(f"{target.url} is not a complete xsatclip cube ({state})")
+    array = group[VARIABLE]
+    dims = getattr(array.metadata, "dimension_names", None)
+    if array.shards is not None and dims is not None:
+        # Dask chunks of whole shards: xarray would take the 4 x 4-cell inner chunks
+        # (64,800 tasks at 0.25 degree, ~8x slower to read; README, Storage).
+        kwargs = {"chunks": dict(zip(dims, array.shards, strict=True)), **kwargs}
     ds = _open_zarr(target, kwargs)
     scale = group[VARIABLE].attrs.get("scale_factor")
     if scale is not None and kwargs.get("mask_and_scale", True) and kwargs.get("decode_cf", True):

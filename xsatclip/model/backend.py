@@ -25,8 +25,11 @@ import torch
 from ..errors import DeviceError, InvalidOptionError, check_choice
 from ..harmonics import NUMERICS, Numerics
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-DType = Literal["float32", "float64"]
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.float32}
+"""The torch dtype of each ``dtype=``'s weights, basis and outputs (bfloat16: the layers after
+the first compute in bfloat16, :mod:`xsatclip.model.inference`)."""
+DType = Literal["float32", "float64", "bfloat16"]
+BFloat16Support = Literal["float32 products", "bfloat16 products"] | None
 DeviceLike = str | torch.device
 BasisKernel = Literal["numba", "torch", "reference"]
 PIECE_BATCHES = 16  # batches per piece of work handed to a thread (Backend.run_pieces)
@@ -59,6 +62,23 @@ def resolve_device(device: DeviceLike) -> torch.device:
         raise DeviceError(f"device={str(device)!r} is not available on this machine; use "
                           "device='cpu' or 'auto'")
     return resolved
+
+
+def bfloat16_support(device: torch.device) -> BFloat16Support:
+    """How ``device`` multiplies bfloat16 matrices: ``"float32 products"`` (CUDA GPUs with
+    bfloat16 and ``torch.mm(..., out_dtype=float32)``), ``"bfloat16 products"`` (float32
+    accumulation, bfloat16 results: CPUs with AVX512-BF16 or AMX as oneDNN reports them,
+    older CUDA builds), or None where bfloat16 GEMMs are emulated (slower than float32)."""
+    if device.type == "cpu":
+        return "bfloat16 products" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    if device.type != "cuda" or not torch.cuda.is_bf16_supported():
+        return None
+    probe = torch.ones(2, 2, dtype=torch.bfloat16, device=device)
+    try:
+        torch.mm(probe, probe, out_dtype=torch.float32)
+    except (RuntimeError, TypeError, NotImplementedError):
+        return "bfloat16 products"
+    return "float32 products"
 
 
 @contextlib.contextmanager

@@ -30,6 +30,11 @@ class Encoder(abc.ABC):
         return self.backend.device
 
     @property
+    def output_dtype(self) -> str:
+        """The numpy dtype of the embeddings this encoder returns."""
+        return self.dtype
+
+    @property
     def embed_dim(self) -> int:
         return self.identity.embed_dim
 

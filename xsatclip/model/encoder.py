@@ -4,6 +4,7 @@ pointwise (:meth:`LocationEncoder.encode`) or separably on grids
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,9 +23,10 @@ from ..harmonics import (
 from ..harmonics.legendre import basis_columns_kernel, legendre_recursion_coefficients
 from ..harmonics.separable import column_trig, fold_columns
 from ..harmonics.torch_basis import spherical_harmonics_torch
-from .backend import DTYPES, PIECE_BATCHES, Backend, DeviceLike, DType
+from .backend import DTYPES, PIECE_BATCHES, Backend, DeviceLike, DType, bfloat16_support
 from .base import Encoder
 from .config import ModelConfig, ModelIdentity, weights_sha256
+from .inference import InferenceWeights, check_features
 
 
 class LocationEncoder(Encoder):
@@ -36,7 +38,11 @@ class LocationEncoder(Encoder):
     state_dict : mapping of the SIREN weights (reference names).
     source, name : where the weights came from, for provenance.
     numerics : {"exact", "reference"}
-    dtype : {"float32", "float64"}; the weights are cast once at load.
+    dtype : {"float32", "float64", "bfloat16"}; the weights are cast once at load.
+        "bfloat16": float32 basis, fold and outputs, the layers after the first in bfloat16
+        (:mod:`~xsatclip.model.inference`), checked at load against the int8 storage bound
+        (:class:`~xsatclip.errors.PrecisionError`); where the device has no fast bfloat16
+        GEMMs it warns and computes in float32.
     device : "auto", "cpu", "cuda", ...; it must exist (:class:`~xsatclip.errors.DeviceError`).
     """
 
@@ -55,12 +61,14 @@ class LocationEncoder(Encoder):
         self.config = config
         self.numerics = numerics
         self.dtype = dtype
+        self.requested_dtype = dtype  # bfloat16 may fall back to float32 (_inference_weights)
         self.backend = Backend.choose(device, numerics)
         self.zonal_scale = zonal_scale(config.convention)
         # Cast before loading so float64 weights never pass through float32.
         self.network = config.build_network().to(dtype=DTYPES[dtype])
         self.network.load_state_dict(state_dict)
         self.network.to(device=self.device).eval()
+        self.weights = self._inference_weights()
         self.identity = ModelIdentity(
             name=name or source,
             source=source,
@@ -82,6 +90,29 @@ class LocationEncoder(Encoder):
     def level(self) -> int:
         return self.config.level
 
+    def _inference_weights(self) -> InferenceWeights:
+        """Folded weights for :attr:`dtype` on this device; bfloat16 is checked against the
+        int8 bound, or falls back to float32 with a warning where it would not pay."""
+        if self.dtype != "bfloat16":
+            return InferenceWeights.of(self.network)
+        support = bfloat16_support(self.device)
+        if support is None:
+            warnings.warn(f"dtype='bfloat16': {self.device} has no fast bfloat16 matrix "
+                          "products (torch would emulate them, slower than float32); "
+                          "computing in float32", stacklevel=4)
+            self.dtype = "float32"
+            return InferenceWeights.of(self.network)
+        weights = InferenceWeights.of(self.network, half=True,
+                                      split=support == "float32 products")
+        features = check_features(self.level, self.config.convention, self.numerics)
+        weights.check_error(features.to(self.device), self.network)
+        return weights
+
+    @property
+    def output_dtype(self) -> str:
+        """The numpy dtype of embeddings: float32 for the bfloat16 head."""
+        return "float32" if self.dtype == "bfloat16" else self.dtype
+
     def to(self, device: DeviceLike) -> LocationEncoder:
         """This encoder on ``device`` (itself when already there; else a copy)."""
         backend = Backend.choose(device, self.numerics)
@@ -93,6 +124,7 @@ class LocationEncoder(Encoder):
         moved.network = self.config.build_network().to(dtype=DTYPES[self.dtype])
         moved.network.load_state_dict(self.network.state_dict())
         moved.network.to(device=backend.device).eval()
+        moved.weights = moved._inference_weights()
         return moved
 
     def basis(self, lon: np.ndarray, lat: np.ndarray) -> torch.Tensor:
@@ -104,24 +136,25 @@ class LocationEncoder(Encoder):
             return spherical_harmonics_torch(lon_t, lat_t, self.level, self.zonal_scale,
                                              torch_dtype)
         features = spherical_harmonics(lon, lat, self.level, convention=self.config.convention,
-                                       numerics=self.numerics, dtype=np.dtype(self.dtype))
+                                       numerics=self.numerics,
+                                       dtype=np.dtype(self.output_dtype))
         return torch.from_numpy(features).to(self.device)
 
     def encode(self, lon: ArrayLike, lat: ArrayLike, *,
                batch_size: int | None = None) -> np.ndarray:
-        """Embeddings of points, (N, embed_dim) in the model's dtype.
+        """Embeddings of points, (N, embed_dim) in :attr:`output_dtype`.
 
         ``lon``/``lat`` in degrees, any shape (flattened). Memory is bounded by ``batch_size``
         points at a time (per thread): the (N, L*L) basis is never materialised for all N.
 
         On the CPU ("exact" numerics) the basis kernel writes each batch's feature columns
-        into one reused buffer and the network runs on columns
-        (:meth:`~xsatclip.model.siren.SirenNet.forward_columns`), the last layer straight
+        into one reused buffer, the first layer runs on columns, the rest on its transpose
+        (:meth:`~xsatclip.model.inference.InferenceWeights.head`), the last layer straight
         into the result. Threads: :meth:`~xsatclip.model.backend.Backend.run_pieces`.
         """
         lon, lat = validate_lonlat(lon, lat)
         batch_size = self.backend.batch_size(batch_size, self.level, self.config.capacity)
-        out = np.empty((lon.size, self.embed_dim), dtype=self.dtype)
+        out = np.empty((lon.size, self.embed_dim), dtype=self.output_dtype)
 
         def run(start: int, stop: int) -> None:
             self._encode_batches(lon[start:stop], lat[start:stop], out[start:stop], batch_size)
@@ -132,15 +165,13 @@ class LocationEncoder(Encoder):
     def _encode_batches(self, lon: np.ndarray, lat: np.ndarray, out: np.ndarray,
                         batch_size: int) -> None:
         fused = self.backend.basis_kernel == "numba"
-        on_cpu = self.device.type == "cpu"
+        float_dtype = self.output_dtype
         points = min(batch_size, lon.size)
-        features = np.empty(self.level**2 * points if fused else 0, self.dtype)
-        buffers = (torch.empty(self.config.capacity * points, dtype=DTYPES[self.dtype],
-                               device=self.device),
-                   torch.empty(self.config.capacity * points, dtype=DTYPES[self.dtype],
-                               device=self.device))
+        features = np.empty(self.level**2 * points if fused else 0, float_dtype)
+        buffers = self._buffers(points)
+        weight, bias = self.weights.first
         coefficients = legendre_recursion_coefficients(self.level)
-        tiny = np.finfo(self.dtype).tiny
+        tiny = np.finfo(float_dtype).tiny
         with torch.inference_mode():
             for start in range(0, lon.size, batch_size):
                 stop = min(start + batch_size, lon.size)
@@ -151,12 +182,28 @@ class LocationEncoder(Encoder):
                     x = torch.from_numpy(columns)
                 else:
                     x = self.basis(lon[start:stop], lat[start:stop]).T
-                result = torch.from_numpy(out[start:stop])
-                if on_cpu:
-                    self.network.forward_columns(x, buffers, result)
-                else:
-                    device_out = torch.empty(result.shape, dtype=result.dtype, device=self.device)
-                    result.copy_(self.network.forward_columns(x, buffers, device_out))
+                # First layer on feature columns (hidden, n); the head reads its transpose.
+                pre = buffers[0][: weight.shape[0] * x.shape[1]].view(weight.shape[0], -1)
+                torch.addmm(bias[:, None], weight, x, out=pre)
+                self._head(pre.T, buffers, out[start:stop])
+
+    def _buffers(self, points: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two flat activation buffers for batches of up to ``points`` points."""
+        size = self.config.capacity * points
+        dtype = DTYPES[self.dtype]
+        return (torch.empty(size, dtype=dtype, device=self.device),
+                torch.empty(size, dtype=dtype, device=self.device))
+
+    def _head(self, pre: torch.Tensor, buffers: tuple[torch.Tensor, torch.Tensor],
+              out: np.ndarray) -> None:
+        """The head from ``pre`` (n, hidden) into ``out`` (n, embed_dim): in place on the
+        CPU, through one device buffer elsewhere."""
+        result = torch.from_numpy(out.reshape(-1, self.embed_dim))
+        if self.device.type == "cpu":
+            self.weights.head(pre, buffers, result)
+        else:
+            device_out = torch.empty(result.shape, dtype=result.dtype, device=self.device)
+            result.copy_(self.weights.head(pre, buffers, device_out))
 
     def encode_grid(self, lon: ArrayLike, lat: ArrayLike, *,
                     batch_size: int | None = None) -> np.ndarray:
@@ -170,8 +217,9 @@ class LocationEncoder(Encoder):
         lon, lat = check_longitude(lon), check_latitude(lat)
         batch_size = self.backend.batch_size(batch_size, self.level, self.config.capacity,
                                              grid=True)
-        trig = torch.from_numpy(column_trig(lon, self.level)).to(self.device, DTYPES[self.dtype])
-        out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.dtype)
+        trig = torch.from_numpy(column_trig(lon, self.level)).to(self.device,
+                                                                  DTYPES[self.dtype])
+        out = np.empty((lat.size, lon.size, self.embed_dim), dtype=self.output_dtype)
         rows_per_batch = max(1, batch_size // max(lon.size, 1))
 
         def run(start: int, stop: int) -> None:
@@ -183,21 +231,23 @@ class LocationEncoder(Encoder):
     def _grid_rows(self, lat: np.ndarray, trig: torch.Tensor, out: np.ndarray,
                    rows_per_batch: int) -> None:
         folded = self._fold_first_layer(lat)
-        bias = self.network.sine_layers[0].bias
-        nx = trig.shape[0]
+        bias = self.weights.first[1]
+        nx, hidden = trig.shape[0], bias.shape[0]
+        buffers = self._buffers(nx * min(rows_per_batch, lat.size))
         with torch.inference_mode():
             for start in range(0, lat.size, rows_per_batch):
                 stop = min(start + rows_per_batch, lat.size)
-                # One GEMM for the batch's rows: (nx, 2L - 1) @ (2L - 1, rows * hidden), so
-                # point (i, j) is row j, columns i * hidden .. (i + 1) * hidden - 1.
-                pre = torch.addmm(bias.repeat(stop - start), trig, folded[:, start:stop].flatten(1))
-                emb = self.network.head(pre.view(-1, bias.shape[0]))
-                emb = emb.view(nx, stop - start, self.embed_dim).transpose(0, 1)
-                out[start:stop] = emb.cpu().numpy()
+                # One batched GEMM over the batch's rows: (nx, 2L - 1) @ (2L - 1, hidden)
+                # per row, so the points come row by row, as ``out`` stores them.
+                pre = buffers[0][: (stop - start) * nx * hidden].view(stop - start, nx, hidden)
+                torch.baddbmm(bias, trig.expand(stop - start, -1, -1), folded[start:stop],
+                              out=pre)
+                self._head(pre.view(-1, hidden), buffers, out[start:stop])
 
     def _fold_first_layer(self, lat: np.ndarray) -> torch.Tensor:
-        """``R[k, i, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1):
-        (2L - 1, ny, hidden) in the model's dtype, on its device.
+        """``R[i, k, :] = sum_l A_{l,|m|}(lat_i) W_0[:, (l, m)]`` for m = k - (L - 1), with
+        ``W_0`` the folded first-layer weight: (ny, 2L - 1, hidden) in the model's float
+        dtype, on its device.
 
         One batched GEMM over m, each m's degrees padded to L with zero weights, in torch (so
         that it follows the thread policy of the backend).
@@ -213,9 +263,9 @@ class LocationEncoder(Encoder):
         # the weights would be subnormal, which slows the GEMMs several-fold. Parts below
         # tiny / eps (1e-31 in float32) are dropped: each such term is below 1e-31 |W_0|, some
         # 20 orders of magnitude under the float32 resolution of the pre-activations.
-        info = np.finfo(self.dtype)
+        info = np.finfo(self.output_dtype)
         legendre[np.abs(legendre) < info.tiny / info.eps] = 0.0
-        weight = self.network.sine_layers[0].weight.detach().to("cpu")
+        weight = self.weights.first[0]
         padded = torch.cat([weight.T, weight.new_zeros(1, weight.shape[0])])[weight_columns]
-        folded = torch.bmm(torch.from_numpy(legendre).to(weight.dtype).transpose(0, 1), padded)
-        return folded.to(self.device)
+        legendre_t = torch.from_numpy(legendre).to(weight.device, weight.dtype)
+        return torch.bmm(legendre_t.transpose(0, 1), padded).transpose(0, 1).contiguous()

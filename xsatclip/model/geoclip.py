@@ -144,7 +144,7 @@ class GeoCLIPEncoder(Encoder):
     def __init__(self, state_dict: Mapping[str, torch.Tensor], *, source: str,
                  name: str = NAME, dtype: DType = "float32",
                  device: DeviceLike = "auto") -> None:
-        check_choice("dtype", dtype, DTYPES)
+        check_choice("dtype", dtype, ["float32", "float64"])  # no bfloat16 head
         self.dtype = dtype
         self.numerics = "exact"
         self.backend = Backend.choose(device, "exact")

@@ -81,7 +81,9 @@ def load_model(
         ``.pth`` file of its location-encoder state dict.
     numerics : {"exact", "reference"}, default "exact" (SatCLIP's basis; GeoCLIP has only
         "exact")
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64", "bfloat16"}: bfloat16 computes the SIREN layers after the
+        first in bfloat16 (float32 outputs), refused above the int8 storage bound, float32
+        with a warning where the device lacks fast bfloat16 GEMMs (:mod:`.inference`)
     device : "auto" (CUDA when available), "cpu", "cuda", ...
     """
     text = os.fspath(source)
@@ -125,7 +127,8 @@ def resolve_model(
                 "loaded model)")
         model = chosen
     if isinstance(model, Encoder):
-        if numerics not in (None, model.numerics) or dtype != model.dtype:
+        requested = getattr(model, "requested_dtype", model.dtype)  # before a fallback
+        if numerics not in (None, model.numerics) or dtype not in (model.dtype, requested):
             model = load_model(model.identity.source, numerics=numerics or model.numerics,
                                dtype=dtype, device=device if device != "auto" else model.device)
         elif device != "auto":

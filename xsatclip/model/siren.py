@@ -4,10 +4,8 @@
 identity activation on ``last_layer``. Parameter names (``layers.{i}.weight|bias``,
 ``last_layer.weight|bias``) match the reference state dict, so its weights load unchanged.
 
-Three forward layouts: :meth:`SirenNet.forward` (rows, autograd: training),
-:meth:`SirenNet.forward_columns` (feature columns into reused buffers: pointwise inference)
-and :meth:`SirenNet.head` (from a first-layer pre-activation computed elsewhere: the
-separable grid path).
+:meth:`SirenNet.forward` serves training (autograd); inference runs on folded copies of the
+weights (:mod:`xsatclip.model.inference`).
 """
 
 from __future__ import annotations
@@ -84,29 +82,6 @@ class SirenNet(nn.Module):
         return cast(list[SirenLayer], list(self.layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.sine_layers[0]
-        return self.head(nn.functional.linear(x, first.weight, first.bias))
-
-    def head(self, first_preactivation: torch.Tensor) -> torch.Tensor:
-        """The network from the first layer's pre-activation ``W_0 x + b_0`` (N, dim_hidden)
-        on: lets callers compute ``W_0 x`` their own way (the separable grid path)."""
-        first, *rest = self.sine_layers
-        x = first.activate(first_preactivation)
-        for layer in rest:
+        for layer in self.sine_layers:
             x = layer(x)
         return self.last_layer(x)
-
-    def forward_columns(self, x: torch.Tensor, buffers: tuple[torch.Tensor, torch.Tensor],
-                        out: torch.Tensor) -> torch.Tensor:
-        """Inference on feature columns: ``x`` (dim_in, N) -> ``out`` (N, dim_out), written
-        in place and returned.
-
-        Each hidden layer computes ``sin(w0 (W x + b))`` with ``x`` (features, points), its
-        output in one of the two flat ``buffers`` (at least dim_hidden * N elements each,
-        alternating), so a batch loop allocates nothing. Call under ``torch.inference_mode``.
-        """
-        for i, layer in enumerate(self.sine_layers):
-            h = buffers[i % 2][: x.shape[1] * layer.weight.shape[0]].view(-1, x.shape[1])
-            x = layer.activate(torch.addmm(layer.bias[:, None], layer.weight, x, out=h))
-        last = self.last_layer
-        return torch.addmm(last.bias, x.T, last.weight.T, out=out)

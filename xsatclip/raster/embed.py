@@ -125,8 +125,8 @@ def build_embedding(plan: EmbeddingPlan) -> xr.DataArray:
         else None
     # The coordinate inputs share no index, or were chunked alike (curvilinear): nothing to
     # align, and aligning would warn that the 2-D output has many more chunks than they do.
-    common = dict(spec=plan.spec, batch_size=plan.batch_size, dtype=np.dtype(encoder.dtype),
-                  new_axes={"e": dim_e}, meta=np.empty((0, 0, 0), dtype=encoder.dtype),
+    common = dict(spec=plan.spec, batch_size=plan.batch_size, dtype=np.dtype(encoder.output_dtype),
+                  new_axes={"e": dim_e}, meta=np.empty((0, 0, 0), dtype=encoder.output_dtype),
                   align_arrays=False)
     if spatial.kind == "curvilinear":
         lat = _coordinate(obj, spatial.y, spatial.dims, plan.chunks)
