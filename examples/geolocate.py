@@ -45,7 +45,7 @@ from xsatclip.geolocation import (
 )
 from xsatclip.model.registry import BUNDLED_MODELS, bundled_model_directory
 from xsatclip.training import TrainConfig, train
-from xsatclip.training.bluemarble import load_blue_marble
+from xsatclip.training.bluemarble import load_blue_marble, ocean_thinning
 from xsatclip.training.loop import STATE_FILE
 from xsatclip.training.pairs import PatchSampler
 
@@ -74,16 +74,24 @@ def packaged_pair(source: str):
                          "needs the image half of the pair; run without --model to train a "
                          "tiny pair here")
     record = json.loads((directory / "training.json").read_text())
-    return model, TrainConfig(**record["train_config"]), int(record["image_reduce"])
+    return model, TrainConfig(**record["train_config"]), record
 
 
-def held_out_queries(image: xr.DataArray, config: TrainConfig, n: int, seed: int):
+def training_image(record: dict) -> xr.DataArray:
+    """The Blue Marble raster a packaged pair was trained on (reduction, Linke band)."""
+    return load_blue_marble(int(record["image_reduce"]), linke=record.get("image_linke", False))
+
+
+def held_out_queries(image: xr.DataArray, config: TrainConfig, n: int, seed: int,
+                     ocean_keep: float | None = None):
     """``n`` patches drawn with ``seed``, minus those centred on a training location's
-    pixel (the training draw repeated); and how many were dropped."""
+    pixel (the training draw repeated, with its ocean thinning when ``ocean_keep`` is
+    given); and how many were dropped."""
     if seed == config.seed:
         raise SystemExit(f"--seed {seed} is the training seed: choose another")
     sampler = PatchSampler(image, config.patch_size)
-    training = sampler.draw(config.num_locations, np.random.default_rng(config.seed))
+    mask = None if ocean_keep is None else ocean_thinning(config.seed, ocean_keep)
+    training = sampler.draw(config.num_locations, np.random.default_rng(config.seed), mask)
     queries = sampler.draw(n, np.random.default_rng(seed))
     width = sampler.x.size
 
@@ -150,12 +158,15 @@ def main() -> None:
 
     started = time.perf_counter()
     if args.model:  # its learned logit scale is in its identity attrs, hence the cube's
-        location, config, reduce = packaged_pair(args.model)
-        images, logit_scale, image = location, None, load_blue_marble(reduce)
+        location, config, record = packaged_pair(args.model)
+        images, logit_scale, image = location, None, training_image(record)
+        ocean_keep = record.get("ocean_keep")
     else:
         image = load_blue_marble(args.reduce)
         location, images, logit_scale, config = tiny_pair(image, args.out, args)
-    lon, lat, patches, dropped = held_out_queries(image, config, args.queries, args.seed)
+        ocean_keep = None
+    lon, lat, patches, dropped = held_out_queries(image, config, args.queries, args.seed,
+                                                  ocean_keep)
     store = xsatclip.precompute(args.out / "cube.zarr", resolution=args.resolution,
                                 model=location, progress=False, overwrite=True)
     cube = xsatclip.open_cube(store).embeddings

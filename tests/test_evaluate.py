@@ -94,12 +94,53 @@ def test_tasks_hold_real_labelled_data():
     assert 1000 < cities.lon.size < 2000
 
 
+def test_wider_tasks_hold_real_labelled_data():
+    zones = tasks.timezone(1500, seed=0)
+    names, counts = np.unique(zones.target, return_counts=True)
+    assert zones.kind == "classification" and counts.min() >= tasks.MIN_POINTS_PER_ZONE
+    assert {"Asia/Shanghai", "Europe/Moscow"} <= set(names) and names.size >= 5
+    # Every point is on land (uniform on land, then zones too small to learn are dropped).
+    from global_land_mask import globe
+    assert globe.is_land(zones.lat, zones.lon).all() and 300 < zones.lon.size < 1500
+
+    density = tasks.city_density(1000, seed=0)
+    assert density.kind == "regression" and density.lon.size == 1000
+    # log10(1 + cities within 100 km): most land is empty, dense regions hold > 30 cities.
+    assert np.median(density.target) < 0.5 and density.target.max() > np.log10(31)
+
+    coast = tasks.coast_distance(2000, seed=0)
+    # Great-circle km: no point on Earth is farther than ~2,700 km from a coast (Point Nemo).
+    assert coast.kind == "regression" and 0 <= coast.target.min() < 20
+    assert 1500 < coast.target.max() < 3000 and 200 < np.median(coast.target) < 1000
+    # A point on the coast of Lisbon is within one 0.2-degree cell (~25 km) of it.
+    lisbon = tasks._coast_tree().query(tasks.unit_vectors(np.array([-9.2]), np.array([38.7])))
+    assert 2 * tasks.EARTH_RADIUS_KM * np.arcsin(lisbon[0][0] / 2) < 25
+
+
+def test_mlp_and_knn_probes_score_on_the_same_folds():
+    results = evaluation.evaluate(["lonlat", "sh-10"], tasks=["land_ocean"], n_points=1200,
+                                  folds=3, seed=0)
+    scores = results.set_index(["features", "probe"])["mean"]
+    assert list(scores.index) == [("lonlat", "ridge"), ("lonlat", "mlp"), ("sh-10", "ridge"),
+                                  ("sh-10", "mlp"), ("coordinates", "knn")]
+    # A linear map of lon/lat is near the majority rate (~0.71); an MLP on lon/lat and k-NN
+    # on the coordinates carve out continents.
+    assert scores["lonlat", "mlp"] > scores["lonlat", "ridge"] + 0.05
+    assert scores["coordinates", "knn"] > 0.8
+    assert results.loc[results["probe"] == "knn", "dims"].tolist() == [3]
+    again = evaluation.evaluate(["lonlat"], tasks=["land_ocean"], n_points=1200, folds=3,
+                                seed=0, knn=False, probes=["mlp"])
+    assert again["mean"].iloc[0] == scores["lonlat", "mlp"]  # seeded MLP: exactly equal
+
+
 def test_same_seed_gives_identical_results_and_another_seed_differs():
-    run = dict(features=["lonlat", "sh-10"], tasks=["elevation", "country"], n_points=600)
+    run = dict(features=["lonlat", "sh-10"], tasks=["elevation", "country"], n_points=600,
+               probes=["ridge"], knn=False)
     first = evaluation.evaluate(**run, seed=5)
     pd.testing.assert_frame_equal(first, evaluation.evaluate(**run, seed=5))
     assert not first["mean"].equals(evaluation.evaluate(**run, seed=6)["mean"])
-    assert list(first.columns) == ["task", "features", "dims", "metric", "mean", "std", "n"]
+    assert list(first.columns) == ["task", "features", "probe", "dims", "metric", "mean", "std",
+                                   "n"]
     assert first[["task", "features"]].values.tolist() == [
         ["elevation", "lonlat"], ["elevation", "sh-10"],
         ["country", "lonlat"], ["country", "sh-10"]]
@@ -108,7 +149,8 @@ def test_same_seed_gives_identical_results_and_another_seed_differs():
 
 def test_harmonic_basis_beats_raw_coordinates_on_land_ocean():
     results = evaluation.evaluate(["lonlat", "cartesian", "sh-10"], tasks=["land_ocean"],
-                             n_points=1500, seed=0).set_index("features")
+                                  n_points=1500, seed=0, probes=["ridge"],
+                                  knn=False).set_index("features")
     accuracy = results["mean"]
     # A linear map of lon/lat can only split the globe in two half-planes: about the
     # majority-class rate (~0.71). The L = 10 basis resolves the continents.
@@ -120,12 +162,13 @@ def test_harmonic_basis_beats_raw_coordinates_on_land_ocean():
 def test_checkpoint_and_model_object_give_finite_equal_scores(tiny_checkpoint):
     level, path = tiny_checkpoint
     by_path = evaluation.evaluate([str(path)], tasks=["country", "elevation"], n_points=600,
-                                  folds=3)
+                                  folds=3, probes=["ridge"], knn=False)
     assert by_path["features"].tolist() == [f"satclip-tiny-l{level}"] * 2
     assert by_path["dims"].tolist() == [256, 256]
     assert np.isfinite(by_path[["mean", "std"]].to_numpy()).all()
     by_object = evaluation.evaluate([xsatclip.load_model(path, device="cpu")],
-                               tasks=["country", "elevation"], n_points=600, folds=3)
+                                    tasks=["country", "elevation"], n_points=600, folds=3,
+                                    probes=["ridge"], knn=False)
     pd.testing.assert_frame_equal(by_path, by_object)
 
 
@@ -142,6 +185,7 @@ def test_checkpoint_and_model_object_give_finite_equal_scores(tiny_checkpoint):
         (dict(block_deg=-5.0), ["block_deg", "-5"]),
         (dict(tasks=["elevation"], block_deg=120.0, folds=8), ["block", "folds=8"]),
         (dict(tasks=["country"], n_points=100), ["n_points=100", "country"]),
+        (dict(probes=["ridge", "forest"]), ["probes", "forest"]),
     ],
 )
 def test_bad_arguments_raise_errors_naming_them(kwargs, fragments):
@@ -162,15 +206,15 @@ def test_geoclip_without_its_package_names_it(monkeypatch):
 def test_format_table_is_markdown_with_tasks_as_columns():
     results = pd.DataFrame({
         "task": ["land_ocean", "land_ocean", "elevation"],
-        "features": ["lonlat", "sh-10", "lonlat"],
+        "features": ["lonlat", "sh-10", "lonlat"], "probe": ["ridge", "mlp", "ridge"],
         "dims": [2, 100, 2], "metric": ["accuracy", "accuracy", "r2"],
         "mean": [0.71234, 0.9, -0.1], "std": [0.0456, 0.01, 0.2], "n": [10, 10, 10],
     })
     assert evaluation.format_table(results).splitlines() == [
         "| features | land_ocean (accuracy) | elevation (r2) |",
         "| --- | --- | --- |",
-        "| lonlat | 0.712 ± 0.046 | -0.100 ± 0.200 |",
-        "| sh-10 | 0.900 ± 0.010 |  |",
+        "| lonlat (ridge) | 0.712 ± 0.046 | -0.100 ± 0.200 |",
+        "| sh-10 (mlp) | 0.900 ± 0.010 |  |",
     ]
 
 
@@ -178,17 +222,21 @@ def test_format_table_is_markdown_with_tasks_as_columns():
 def test_cli_prints_the_table_and_writes_markdown(tmp_path):
     command = [str(CONSOLE_SCRIPT), "evaluate", "--features", "lonlat", "sh-10",
                "--tasks", "elevation", "--n-points", "400", "--folds", "3", "--quiet",
+               "--probes", "ridge", "mlp",
                "--out", str(tmp_path / "table.md")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[:2] == ["| features | elevation (r2) |", "| --- | --- |"]
-    assert [line.split(" |")[0] for line in lines[2:]] == ["| lonlat", "| sh-10"]
+    assert [line.split(" |")[0] for line in lines[2:]] == [
+        "| lonlat (ridge)", "| lonlat (mlp)", "| sh-10 (ridge)", "| sh-10 (mlp)",
+        "| coordinates (knn)"]
     assert (tmp_path / "table.md").read_text() == done.stdout
 
 
 def test_cli_writes_csv_and_reports_errors_in_one_line(tmp_path, capsys):
-    common = ["evaluate", "--tasks", "elevation", "--n-points", "300", "--folds", "3", "--quiet"]
+    common = ["evaluate", "--tasks", "elevation", "--n-points", "300", "--folds", "3", "--quiet",
+              "--probes", "ridge", "--no-knn"]
     assert cli.main([*common, "--features", "lonlat", "--out", str(tmp_path / "r.csv")]) == 0
     table = pd.read_csv(tmp_path / "r.csv")
     assert table[["task", "features", "n"]].values.tolist() == [["elevation", "lonlat", 300]]

@@ -187,3 +187,44 @@ def test_cli_trains_on_a_geotiff_and_the_model_embeds_points(tmp_path):
                          check=False)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0
     assert "learning_rate must be positive" in bad.stderr
+
+
+def test_the_image_encoder_is_saved_beside_the_location_encoder(tmp_path):
+    """The model directory holds the image half with its learned logit scale; the loaded pair
+    embeds patches like the training run's module (float32, atol 1e-6)."""
+    image = lonlat_raster()
+    run = train(image, tmp_path / "pair", TINY, progress=False)
+    loaded = xsatclip.load_model(tmp_path / "pair", device="cpu")
+    state = torch.load(tmp_path / "pair" / "training_state.pt", weights_only=True)
+    assert loaded.identity.logit_scale == pytest.approx(float(state["loss"]["logit_scale"]))
+    assert loaded.image_config.bands == ("band0", "band1", "band2")
+    assert loaded.image_config.patch_size == 3
+    assert len(loaded.identity.image_sha256) == 64
+    pairs = PatchSampler(image, TINY.patch_size).draw(50, np.random.default_rng(1))
+    ours = loaded.encode_images(pairs.patches, batch_size=16)
+    run.image_encoder.eval()
+    with torch.no_grad():
+        reference = run.image_encoder(torch.from_numpy(pairs.patches)).numpy()
+    assert ours.shape == (50, TINY.embed_dim) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+    with pytest.raises(xsatclip.errors.InvalidOptionError, match=r"\(N, 3, 3, 3\)"):
+        loaded.encode_images(pairs.patches[:, :2])
+    without = xsatclip.load_model(tmp_path / "pair", device="cpu")
+    without.image_network = None
+    with pytest.raises(xsatclip.errors.InvalidOptionError, match="no image encoder"):
+        without.encode_images(pairs.patches)
+
+
+def test_smoothness_damps_the_high_degree_weights(tmp_path):
+    """The degree-weighted penalty shrinks the first layer's weights on the highest degree
+    (l = L - 1) relative to l = 1, against the same run without it."""
+    image = lonlat_raster()
+
+    def high_to_low(smoothness: float) -> float:
+        config = dataclasses.replace(TINY, level=8, smoothness=smoothness)
+        weight = train(image, tmp_path / str(smoothness), config,
+                       progress=False).encoder.network.sine_layers[0].weight.detach()
+        norms = weight.pow(2).sum(0)
+        return float(norms[49:64].mean() / norms[1:4].mean())
+
+    assert high_to_low(30.0) < 0.5 * high_to_low(0.0)

@@ -289,7 +289,7 @@ def cmd_evaluate(args) -> int:
                                  "or .md")
     results = evaluate(args.features, tasks=args.tasks, n_points=args.n_points,
                        folds=args.folds, block_deg=args.block_deg, seed=args.seed,
-                       progress=not args.quiet)
+                       probes=args.probes, knn=not args.no_knn, progress=not args.quiet)
     table = format_table(results)
     if out_format == ".csv":
         results.to_csv(args.out, index=False)

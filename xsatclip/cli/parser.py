@@ -202,10 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import evaluation
 
     p = sub.add_parser(
-        "evaluate", help="score location features with linear probes on labelled data",
-        description="Linear probes (ridge) of location features on real labelled data "
+        "evaluate", help="score location features with probes on labelled data",
+        description="Ridge and MLP probes of location features on real labelled data "
                     "(needs the eval extra), under spatially blocked cross-validation. Prints "
-                    "a Markdown table: a row per feature set, mean ± std over folds per task.")
+                    "a Markdown table: a row per feature set and probe, beside k-NN on raw "
+                    "coordinates, mean ± std over folds per task.")
     p.add_argument("--features", nargs="+", metavar="F", default=list(evaluation.DEFAULT_FEATURES),
                    help="lonlat, cartesian, sh-L, geoclip, range:GALLERY (a model's embeddings "
                         "augmented RANGE-style from a saved gallery), or a model name, "
@@ -223,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="also write the results: .csv (one row per "
                                                  "task and feature set) or .md (the table)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--probes", nargs="+", metavar="P", default=list(evaluation.PROBES),
+                   help="among ridge, mlp (default: both)")
+    p.add_argument("--no-knn", action="store_true",
+                   help="leave out the k-NN baseline on raw coordinates")
     p.set_defaults(func=commands.cmd_evaluate)
 
     p = sub.add_parser("models", help="list known model names",

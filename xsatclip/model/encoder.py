@@ -4,6 +4,7 @@ pointwise (:meth:`LocationEncoder.encode`) or separably on grids
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from ..errors import check_choice
+from ..errors import InvalidOptionError, check_choice
 from ..harmonics import (
     Numerics,
     check_latitude,
@@ -26,6 +27,7 @@ from ..harmonics.torch_basis import spherical_harmonics_torch
 from .backend import DTYPES, PIECE_BATCHES, Backend, DeviceLike, DType, bfloat16_support
 from .base import Encoder
 from .config import ModelConfig, ModelIdentity, weights_sha256
+from .image import ImageConfig, PatchEncoder
 from .inference import InferenceWeights, check_features
 
 
@@ -44,6 +46,8 @@ class LocationEncoder(Encoder):
         (:class:`~xsatclip.errors.PrecisionError`); where the device has no fast bfloat16
         GEMMs it warns and computes in float32.
     device : "auto", "cpu", "cuda", ...; it must exist (:class:`~xsatclip.errors.DeviceError`).
+    image_encoder : the pair's image half, ``(ImageConfig, PatchEncoder)``, or None; it
+        enables :meth:`encode_images` and records the learned logit scale in the identity.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class LocationEncoder(Encoder):
         numerics: Numerics = "exact",
         dtype: DType = "float32",
         device: DeviceLike = "auto",
+        image_encoder: tuple[ImageConfig, PatchEncoder] | None = None,
     ) -> None:
         check_choice("dtype", dtype, DTYPES)
         self.config = config
@@ -78,7 +83,13 @@ class LocationEncoder(Encoder):
             numerics=numerics,
             capacity=config.capacity,
             embed_dim=config.embed_dim,
+            logit_scale=image_encoder[0].logit_scale if image_encoder else None,
+            image_sha256=(weights_sha256(image_encoder[1].state_dict()) if image_encoder
+                          else None),
         )
+        self.image_config = image_encoder[0] if image_encoder else None
+        self.image_network = (image_encoder[1].to(device=self.device).eval() if image_encoder
+                              else None)
 
     def __repr__(self) -> str:
         i = self.identity
@@ -125,7 +136,35 @@ class LocationEncoder(Encoder):
         moved.network.load_state_dict(self.network.state_dict())
         moved.network.to(device=backend.device).eval()
         moved.weights = moved._inference_weights()
+        if self.image_network is not None:
+            moved.image_network = copy.deepcopy(self.image_network).to(device=backend.device)
         return moved
+
+    def encode_images(self, patches: ArrayLike, *, batch_size: int = 256) -> np.ndarray:
+        """Image embeddings (N, embed_dim) float32, in the space of :meth:`encode`'s location
+        embeddings (compare by cosine similarity, scaled by ``exp(identity.logit_scale)``).
+
+        ``patches``: (N, bands, P, P) pixel values in the training raster's units (the
+        bundled models: uint8-range 0..255 Blue Marble RGB, ETOPO1 relief RGB and Linke
+        turbidity x 20, in the order of ``image_config.bands``), P = ``image_config.patch_size``
+        pixels of 2/15 degree. The encoder standardises the bands itself.
+        """
+        if self.image_network is None or self.image_config is None:
+            raise InvalidOptionError(f"model {self.identity.name!r} has no image encoder "
+                                     f"(image_encoder.safetensors beside its weights)")
+        array = np.asarray(patches)
+        size, bands = self.image_config.patch_size, len(self.image_config.bands)
+        if array.ndim != 4 or array.shape[1:] != (bands, size, size):
+            raise InvalidOptionError(f"patches must have shape (N, {bands}, {size}, {size}) "
+                                     f"(bands {list(self.image_config.bands)}), got "
+                                     f"{array.shape}")
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(array), batch_size):
+                batch = torch.as_tensor(array[start:start + batch_size], dtype=torch.float32)
+                parts.append(self.image_network(batch.to(self.device)).float().cpu().numpy())
+        return (np.concatenate(parts) if parts
+                else np.zeros((0, self.identity.embed_dim), np.float32))
 
     def basis(self, lon: np.ndarray, lat: np.ndarray) -> torch.Tensor:
         """Basis features of validated float64 points as a (N, L*L) tensor on the device."""

@@ -19,6 +19,7 @@ from .encoder import LocationEncoder
 from .geoclip import NAME as GEOCLIP
 from .geoclip import load_geoclip
 from .hub import HUB_ID, download_from_hub, hub_filename
+from .image import read_image_encoder
 from .registry import (
     BUNDLED_MODELS,
     DEFAULT_MODELS,
@@ -93,8 +94,12 @@ def load_model(
                                      "models; GeoCLIP has only 'exact'")
         return load_geoclip(text, dtype=dtype, device=device)
     config, weights, resolved, name = read_source(source)
+    directory = (bundled_model_directory(text) if text in BUNDLED_MODELS
+                 else Path(text).expanduser())
+    image = read_image_encoder(directory) if directory.is_dir() else None
     return LocationEncoder(config, weights, source=resolved, name=name,
-                           numerics=numerics or "exact", dtype=dtype, device=device)
+                           numerics=numerics or "exact", dtype=dtype, device=device,
+                           image_encoder=image)
 
 
 def resolve_model(

@@ -19,7 +19,10 @@ class TrainConfig:
     ``convention``. Data: ``num_locations`` pairs with ``patch_size`` pixel patches, of which
     ``val_fraction`` are held out. Optimisation: ``epochs`` of ``batch_size`` pairs, AdamW with
     ``learning_rate`` and ``weight_decay``, ``warmup_epochs`` of linear warm-up then cosine
-    decay to zero. ``image_width``: channels of the first conv of the default image encoder.
+    decay to zero. ``smoothness``: weight of a penalty on the first layer's weights of each
+    basis column scaled by its degree, ``l (l + 1) / (L (L - 1))`` (a Sobolev-like prior that
+    damps high-degree ringing; 0 turns it off). ``image_width``: channels of the first conv of
+    the default image encoder.
     """
 
     level: int = 10
@@ -37,6 +40,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     image_width: int = 32
     seed: int = 0
+    smoothness: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("level", "capacity", "num_hidden_layers", "embed_dim", "patch_size",
@@ -48,6 +52,8 @@ class TrainConfig:
                                      f"within a batch), got {self.batch_size}")
         if not 0 < self.val_fraction < 1:
             raise InvalidOptionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.smoothness >= 0:
+            raise InvalidOptionError(f"smoothness must be >= 0, got {self.smoothness}")
         if not self.learning_rate > 0:
             raise InvalidOptionError(f"learning_rate must be positive, got {self.learning_rate}")
 

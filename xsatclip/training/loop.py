@@ -1,11 +1,7 @@
-"""SatCLIP contrastive pretraining of a location encoder on any georeferenced xarray raster.
-
-Pairs (location, image patch there) come from :mod:`xsatclip.training_pairs`. The location
-side is the SH basis + SIREN of :class:`~xsatclip.model.ModelConfig`; the image side is
-:class:`~xsatclip.contrastive.PatchEncoder` or any module the caller passes. The loss is CLIP's
-symmetric cross-entropy with a learnable temperature, optimised with AdamW under a linear
-warm-up and cosine decay. Runs are seeded and deterministic on the CPU, checkpoint every epoch
-and resume from the last one.
+"""SatCLIP contrastive pretraining on any georeferenced xarray raster: pairs from
+:mod:`.pairs`, the SH basis + SIREN location side, :class:`~xsatclip.model.image.PatchEncoder`
+(or any module) on the image side, CLIP's loss, AdamW with warm-up and cosine decay. Seeded and
+deterministic on the CPU; checkpoints every epoch (the image encoder too) and resumes.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ from ..errors import CheckpointError, InvalidOptionError, OutputExistsError
 from ..harmonics import spherical_harmonics
 from ..model import LocationEncoder
 from ..model.checkpoints import load_tensors, replace_atomically, write_model_directory
+from ..model.image import ImageConfig, write_image_encoder
 from .config import TrainConfig
 from .contrastive import ClipLoss, PatchEncoder
 from .pairs import Mask, PatchSampler, TrainingPairs
@@ -92,14 +89,19 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
 class _Trainer:
     """The modules, optimiser and schedule of one run, and their checkpoint."""
 
-    def __init__(self, config: TrainConfig, bands: int, image_encoder: nn.Module | None,
-                 train_patches: np.ndarray, steps_per_epoch: int) -> None:
+    def __init__(self, config: TrainConfig, bands: tuple[str, ...],
+                 image_encoder: nn.Module | None, train_patches: np.ndarray,
+                 steps_per_epoch: int) -> None:
         self.config = config
+        self.bands = bands
+        # Smoothness weight l (l + 1) / (L (L - 1)) of basis column k (degree floor(sqrt k)).
+        degree = torch.arange(config.level**2).float().sqrt().floor()
+        self.degree_weight = degree * (degree + 1) / max(1, config.level * (config.level - 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.location = config.model_config().build_network()
             if image_encoder is None:
-                image_encoder = PatchEncoder(bands, config.embed_dim, config.image_width)
+                image_encoder = PatchEncoder(len(bands), config.embed_dim, config.image_width)
                 stats = torch.from_numpy(train_patches).float()
                 image_encoder.band_mean.copy_(stats.mean(dim=(0, 2, 3)))
                 image_encoder.band_std.copy_(stats.std(dim=(0, 2, 3)).clamp(min=1e-6))
@@ -116,8 +118,13 @@ class _Trainer:
         self.location.train()
         self.image.train()
         loss = self.loss(self.location(basis), self.image(patches))
+        total = loss
+        if self.config.smoothness > 0:
+            first = self.location.sine_layers[0].weight
+            total = loss + self.config.smoothness * (self.degree_weight
+                                                     * first.pow(2).sum(0)).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         self.optimizer.step()
         self.scheduler.step()
         return float(loss.detach())
@@ -159,6 +166,12 @@ def _save(directory: Path, trainer: _Trainer, epoch: int, history: list[dict],
     commit point, and it holds its own copy of the location weights."""
     write_model_directory(trainer.config.model_config(), trainer.location.state_dict(),
                           directory)
+    if isinstance(trainer.image, PatchEncoder):
+        config = trainer.config
+        scale = float(trainer.loss.logit_scale.detach().clamp(max=ClipLoss.max_logit_scale))
+        write_image_encoder(directory, ImageConfig(trainer.bands, config.patch_size,
+                                                   config.image_width, config.embed_dim,
+                                                   scale), trainer.image)
     text = json.dumps(history, indent=2) + "\n"
     replace_atomically(directory / HISTORY_FILE, lambda path: path.write_text(text))
     state = trainer.state(epoch, history, fingerprint)
@@ -229,7 +242,7 @@ def train(image: xr.DataArray, directory: str | os.PathLike, config: TrainConfig
     patches = {"train": torch.from_numpy(train_pairs.patches).float(),
                "val": torch.from_numpy(val_pairs.patches).float()}
     steps_per_epoch = len(_batches(len(train_pairs), config.batch_size, torch.Generator()))
-    trainer = _Trainer(config, sampler.bands, image_encoder, train_pairs.patches,
+    trainer = _Trainer(config, sampler.band_names, image_encoder, train_pairs.patches,
                        steps_per_epoch)
     history: list[dict] = []
     if state_path.exists():

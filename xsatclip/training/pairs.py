@@ -98,6 +98,13 @@ class PatchSampler:
     def bands(self) -> int:
         return self.image.sizes[self.band_dim]
 
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The band coordinate's values as strings (``band0`` ... when it has none)."""
+        if self.band_dim in self.image.coords:
+            return tuple(str(v) for v in self.image[self.band_dim].values)
+        return tuple(f"band{i}" for i in range(self.bands))
+
     def _lonlat_bounds(self, cell_x: float, cell_y: float) -> tuple[float, float, float, float]:
         """(west, south, east, north) degrees covering the raster; east may exceed 180."""
         x0, x1 = self.x.min() - cell_x / 2, self.x.max() + cell_x / 2
