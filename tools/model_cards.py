@@ -59,6 +59,9 @@ def card(name: str, record: dict, results: pd.DataFrame) -> str:
         f"{h['selection'][0]:.3f} | {h['selection'][1]:.3f} |" for h in record["history"])
     lines = gate(results, name, level)
     failed = [line for line in lines if line.endswith("FAIL")]
+    ran = (f"All {config['epochs']} scheduled epochs ran" if len(record["history"])
+           == config["epochs"] else f"{len(record['history'])} of the {config['epochs']} "
+           "scheduled epochs ran (the run's deadline stopped the rest)")
     verdict = "PASSED" if not failed else f"{len(failed)} of {len(lines)} comparisons FAIL"
     return f"""# {name}
 
@@ -94,7 +97,7 @@ weights of each basis column of degree `l_k` against high-degree ringing. Reprod
 | --- | --- |
 {config_rows}
 
-Checkpoint selection: {record['selection']}. Epoch {record['best_epoch']} was kept
+{ran}. Checkpoint selection: {record['selection']}. Epoch {record['best_epoch']} was kept
 (validation CLIP loss {best['val_loss']:.3f}, in-batch top-1 {best['val_accuracy']:.3f}).
 
 | epoch | val loss | val top-1 | continent (acc) | altitude (R2) |
