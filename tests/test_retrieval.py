@@ -166,7 +166,8 @@ def test_evaluate_scores_augmented_features_beside_the_plain_ones(gallery, l10, 
     lon, lat = np.array([3.0, -120.0, 179.0]), np.array([50.0, -33.0, 64.0])
     np.testing.assert_array_equal(features(lon, lat),
                                   augment(l10.encode(lon, lat), gallery, k=10))
-    results = evaluate([l10, f"range:{path}"], tasks=["land_ocean"], n_points=400, folds=3)
+    results = evaluate([l10, f"range:{path}"], tasks=["land_ocean"], n_points=400, folds=3,
+                       probes=["ridge"], knn=False)
     assert list(results["features"]) == ["satclip-tiny-l10", "satclip-tiny-l10+range"]
     assert list(results["dims"]) == [256, 259] and results["mean"].notna().all()
 
