@@ -132,7 +132,8 @@ class LocationEncoder(Encoder):
         moved = object.__new__(LocationEncoder)
         moved.__dict__.update(self.__dict__)
         moved.backend = backend
-        moved.network = self.config.build_network().to(dtype=DTYPES[self.dtype])
+        moved.dtype = self.requested_dtype  # a bfloat16 fallback is decided again there
+        moved.network = self.config.build_network().to(dtype=DTYPES[moved.dtype])
         moved.network.load_state_dict(self.network.state_dict())
         moved.network.to(device=backend.device).eval()
         moved.weights = moved._inference_weights()

@@ -28,12 +28,13 @@ from .siren import SirenNet
 # int8 cubes store value = code * scale, scale = 1.25 * amplitude / 127 (cube.layout's
 # INT8_MARGIN / INT8_MAX): their error bound, scale / 2, per unit of the model's amplitude.
 INT8_BOUND_PER_AMPLITUDE = 1.25 / 127 / 2
-CHECK_GRID = (16, 32)  # latitudes x longitudes of the load-time error check
+CHECK_GRID = (48, 96)  # latitudes x longitudes of the load-time error check (3.8 degrees)
 
 
 def check_features(level: int, convention: Convention, numerics: Numerics) -> torch.Tensor:
     """float64 basis (N, level^2) of the check grid: ``CHECK_GRID`` latitudes from pole to
-    pole by longitudes every 360 / 32 degrees."""
+    pole by as many longitudes. (16 x 32 missed the bundled models' errors above the bound
+    that a 5 degree grid shows.)"""
     lat = np.linspace(-90.0, 90.0, CHECK_GRID[0])
     lon = np.linspace(-180.0, 180.0, CHECK_GRID[1], endpoint=False)
     lon2, lat2 = np.meshgrid(lon, lat)
@@ -135,5 +136,6 @@ class InferenceWeights:
             raise PrecisionError(
                 f"the bfloat16 head's max error on a {CHECK_GRID[0]} x {CHECK_GRID[1]} check "
                 f"grid is {error:.3g}, above the int8 storage bound {bound:.3g} (scale / 2); "
-                "use dtype='float32'")
+                "use dtype='float32' (devices with float32 products, GPUs, run the split "
+                "bfloat16 head within it)")
         return error
