@@ -66,7 +66,8 @@ def test_band_subset_of_a_precomputed_int8_cube(int8_cube, tmp_path):
     with rasterio.open(out) as src:
         assert src.count == 3 and src.crs.to_epsg() == 4326
         assert src.descriptions == ("embedding_003", "embedding_000", "embedding_255")
-        assert "0.0472" in src.tags()["xsatclip_export_values"]  # the scale it decoded with
+        scale = float(decoded.encoding["scale_factor"])  # the scale it decoded with
+        assert f"code * {scale!r}" in src.tags()["xsatclip_export_values"]
         values = src.read()
         assert src.overviews(1) == []  # 36 x 18 fits in one tile
     # float32 decoded values, equal to open_cube's (code * float32 scale)
