@@ -133,16 +133,18 @@ def verify(store: str | os.PathLike, *, storage_options: dict | None = None) -> 
     array = _array(group, VARIABLE)
     done = np.asarray(_array(group, DONE_PATH)[...])
     missing = missing_units(target, group, done)
+    skip = set(missing)
     reader = open_points(zstore, target.url)  # checksums on raw bytes: fast
     corrupt = {}
     for ij in np.argwhere(done):
         unit = (int(ij[0]), int(ij[1]))
-        if unit in missing:
+        if unit in skip:
             continue
-        _, ys, xs = unit_region(array, unit)
+        region = unit_region(array, unit)
+        _, ys, xs = region
         try:
             if reader is None:
-                array[unit_region(array, unit)]
+                array[region]
             else:
                 rows = np.arange(ys.start, min(ys.stop, array.shape[1]))
                 cols = np.arange(xs.start, min(xs.stop, array.shape[2]))
