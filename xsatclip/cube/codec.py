@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import google_crc32c
 import numba
 import numpy as np
 from zarr.codecs import Crc32cCodec
 
 from ..model import Encoder
 from ..raster.geometry import fibonacci_lattice
+from .checksum import crc32c, crc32c_many
 from .layout import (
     INNER_SIDE,
     INT8_FILL,
@@ -79,34 +79,38 @@ def shard_bytes(values: np.ndarray, inner: tuple[int, int]) -> np.ndarray:
     count = ny * nx
     size = channels * inner[0] * inner[1] * values.dtype.itemsize  # bytes of an inner chunk
     out = np.empty(count * (size + 4) + count * 16 + 4, np.uint8)
-    chunks = out[:count * (size + 4)].reshape(count, size + 4)
     words = np.dtype(f"<u{values.dtype.itemsize}")  # values copied as integers of a size
-    tiles = np.empty((ny, nx, channels, *inner), words)
-    _tile(np.ascontiguousarray(values).view(words), tiles)
-    chunks[:, :size] = tiles.reshape(count, -1).view(np.uint8)
-    crc = np.fromiter((google_crc32c.value(row) for row in chunks[:, :size]), np.uint32, count)
+    _tile(np.ascontiguousarray(values).view(words), out[:count * (size + 4)].view(words),
+          inner[0], inner[1], (size + 4) // values.dtype.itemsize)
+    chunks = out[:count * (size + 4)].reshape(count, size + 4)
+    crc = crc32c_many(out, np.arange(count, dtype=np.int64) * (size + 4), size)
     chunks[:, size:] = crc.astype("<u4").view(np.uint8).reshape(count, 4)
     index = out[count * (size + 4):-4]
     entries = index.view("<u8").reshape(count, 2)
     entries[:, 0] = np.arange(count, dtype=np.uint64) * np.uint64(size + 4)
     entries[:, 1] = size + 4
-    out[-4:] = np.array([google_crc32c.value(index)], "<u4").view(np.uint8)
+    out[-4:] = np.array([crc32c(index)], "<u4").view(np.uint8)
     return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile(values, tiles):  # pragma: no cover - compiled
-    """``tiles[ty, tx, e, y, x] = values[e, ty * iy + y, tx * ix + x]``: (embedding, y, x)
-    cells into C-contiguous inner chunks (ny, nx, embedding, iy, ix). NumPy's transposing
-    copy moves 4 values per inner loop and takes ~3x as long; writing straight into the
-    shard's rows (a strided view) ~2x."""
-    ny, nx, channels, iy, ix = tiles.shape
-    for ty in range(ny):
-        for tx in range(nx):
-            for e in range(channels):
-                for y in range(iy):
+def _tile(values, out, iy, ix, stride):  # pragma: no cover - compiled
+    """(embedding, y, x) cells into inner chunks of ``iy`` x ``ix`` cells in C order, each
+    starting ``stride`` words after the previous one: ``out[(ty * nx + tx) * stride +
+    (e * iy + y) * ix + x] = values[e, ty * iy + y, tx * ix + x]``. Reads ``values`` row by
+    row and writes each chunk's piece of the row in place (~1.4x faster than tiling into a
+    contiguous array and copying that into the chunks)."""
+    channels, height, width = values.shape
+    nx = width // ix
+    for ty in range(height // iy):
+        for e in range(channels):
+            for y in range(iy):
+                row = ty * iy + y
+                base = ty * nx * stride + (e * iy + y) * ix
+                for tx in range(nx):
+                    at = base + tx * stride
                     for x in range(ix):
-                        tiles[ty, tx, e, y, x] = values[e, ty * iy + y, tx * ix + x]
+                        out[at + x] = values[e, row, tx * ix + x]
 
 
 def int8_scale(model: Encoder) -> float:
