@@ -20,7 +20,6 @@ from typing import cast
 import numba
 import numpy as np
 import zarr
-from google_crc32c import value as crc32c
 from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ShardingCodecIndexLocation
 from zarr.codecs.bytes import Endian
@@ -29,6 +28,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from zarr.core.sync import sync
 
 from ..errors import StoreError
+from .checksum import RESIDUE, crc32c, crc32c_many
 from .codec import dequantize
 from .layout import INT8_FILL, STORAGE_DTYPES, VARIABLE
 
@@ -63,49 +63,105 @@ class PointReader:
         shape = np.shape(rows)
         rows, cols = np.asarray(rows, np.int64).ravel(), np.asarray(cols, np.int64).ravel()
         (_, sy, sx), (_, iy, ix) = self.shard, self.inner
+        columns = -(-self.shape[2] // sx)  # shards along x
+        count = self.per_shard[0] * self.per_shard[1]
         y, x = rows % sy, cols % sx
         chunk = (y // iy) * self.per_shard[1] + x // ix
         cell = (y % iy) * ix + x % ix  # element of the point's first channel in its chunk
-        shard_ids = (rows // sy) * -(-self.shape[2] // sx) + cols // sx
-        order = np.argsort(shard_ids, kind="stable")
-        ids, starts = np.unique(shard_ids[order], return_index=True)
-        keys = [f"{VARIABLE}/c/0/{i}/{j}" for i, j in
-                (divmod(sid, -(-self.shape[2] // sx)) for sid in ids.tolist())]
-        size = self.shape[0] * iy * ix * self.dtype.itemsize  # bytes of an inner chunk
-        plans: list[tuple] = []
-        requests = []
-        shards = self._shards(keys, self.per_shard[0] * self.per_shard[1])
-        for key, points, shard in zip(keys, np.split(order, starts[1:]), shards, strict=True):
-            if shard is None:  # not written yet
-                plans.append((key, points, None, None))
-                continue
-            index, mapped = shard
-            wanted, which = np.unique(chunk[points], return_inverse=True)
-            offsets, lengths = index[wanted, 0], index[wanted, 1]
-            written = offsets != EMPTY
-            if np.any(lengths[written] != size + 4):
-                raise StoreError(f"{self.url}: shard {key} has inner chunks of unexpected "
-                                 "size (compressed or corrupt); read it with xarray")
-            plans.append((key, points, wanted[written], (written, which)))
-            requests.append((key, offsets[written].astype(np.int64), mapped))
+        ids, shard = np.unique((rows // sy) * columns + cols // sx, return_inverse=True)
+        keys = [f"{VARIABLE}/c/0/{i}/{j}" for i, j in (divmod(s, columns) for s in ids.tolist())]
+        order = np.argsort(shard * count + chunk, kind="stable")  # by shard, then chunk
+        bounds = np.searchsorted(shard[order], np.arange(len(keys) + 1))
+        sources = self._sources(keys, [chunk[order[bounds[s]:bounds[s + 1]]]
+                                       for s in range(len(keys))])
         words = np.dtype(f"<u{self.dtype.itemsize}")  # values copied as integers of a size
         fill = np.array(self._fill, self.dtype).view(words).item()
         out = np.empty((rows.size, self.shape[0]), words)
-        fetched = iter(self._chunk_bytes(requests, size + 4))
-        for key, points, chunks, layout in plans:
-            element = np.full(points.size, -1, np.int64)
-            flat = np.zeros(0, words)
-            if layout is not None:
-                buffer, where = next(fetched)
-                self._verify(key, buffer, where, size, chunks)
-                written, which = layout
-                position = np.full(written.size, -1, np.int64)
-                position[written] = where // words.itemsize
-                element = position[which]
-                element[element >= 0] += cell[points][element >= 0]
-                flat = buffer[:buffer.size // words.itemsize * words.itemsize].view(words)
-            _gather(flat, element, iy * ix, fill, points, out)
+        size = self._chunk_size
+        for s, (buffer, starts) in enumerate(sources):
+            points = order[bounds[s]:bounds[s + 1]]
+            bad = _verify_gather(buffer, buffer[:buffer.size // words.itemsize
+                                                * words.itemsize].view(words),
+                                 starts, points, chunk, cell, iy * ix, size, fill, out)
+            if bad >= 0:
+                chunks = np.unique(chunk[points])
+                self._verify(keys[s], buffer, starts[chunks] * words.itemsize, chunks)
         return self._decode(out.view(self.dtype)).reshape(*shape, self.shape[0])
+
+    def shard_values(self, row: int, col: int) -> np.ndarray:
+        """Stored values (embedding, y, x) of the shard at shard row ``row``, column
+        ``col``, cut to the grid at its edges; the fill value (NaN, int8 -128) where never
+        written. Every inner chunk is checked against its crc32c (StoreError names the
+        shard and chunk). Reads the shard whole: one mapped file or one GET."""
+        (_, sy, sx), (_, iy, ix) = self.shard, self.inner
+        ny, nx = self.per_shard
+        key = f"{VARIABLE}/c/0/{row}/{col}"
+        everything = np.arange(ny * nx, dtype=np.int64)
+        ((buffer, starts),) = self._sources([key], [everything], whole=True)
+        words = np.dtype(f"<u{self.dtype.itemsize}")
+        written = everything[starts >= 0]
+        self._verify(key, buffer, starts[written] * words.itemsize, written)
+        out = np.full((self.shape[0], ny * iy, nx * ix),
+                      np.array(self._fill, self.dtype).view(words), words)
+        _untile(buffer[:buffer.size // words.itemsize * words.itemsize].view(words), starts,
+                iy, ix, out)
+        height = min(sy, self.shape[1] - row * sy)
+        width = min(sx, self.shape[2] - col * sx)
+        return out[:, :height, :width].view(self.dtype)
+
+    @property
+    def _chunk_size(self) -> int:
+        """Bytes of the values of an inner chunk (its crc32c follows)."""
+        return self.shape[0] * self.inner[1] * self.inner[2] * self.dtype.itemsize
+
+    def _sources(self, keys: list[str], wanted: list[np.ndarray], whole: bool = False
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per shard key, the bytes (uint8) holding the inner chunks ``wanted`` (chunk
+        numbers in the shard): the mapped file, the whole object (``whole``) or only those
+        chunks fetched by byte range; and ``starts`` (chunks per shard,) int64: the word
+        (stored value) at which each chunk starts in those bytes, -1 where not written or not
+        fetched. Checksums are left to the caller."""
+        count = self.per_shard[0] * self.per_shard[1]
+        itemsize, size = self.dtype.itemsize, self._chunk_size
+        found = self._shards(keys, count)
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        remote = []
+        for key, entry, chunks in zip(keys, found, wanted, strict=True):
+            starts = np.full(count, -1, np.int64)
+            if entry is None:  # shard not written yet
+                out.append((np.zeros(0, np.uint8), starts))
+                continue
+            index, mapped = entry
+            offsets, lengths = index[chunks, 0], index[chunks, 1]
+            written = offsets != EMPTY
+            chunks, offsets = chunks[written], offsets[written].astype(np.int64)
+            if np.any(lengths[written] != size + 4):
+                raise StoreError(f"{self.url}: shard {key} has inner chunks of unexpected "
+                                 "size (compressed or corrupt); read it with xarray")
+            if mapped is None and whole:  # object storage: the whole object in one request
+                (mapped,) = sync(_fetch(self.store, [(key, None)]))
+                if mapped is None:
+                    raise StoreError(f"{self.url}: shard {key} vanished while being read")
+            if mapped is None:  # object storage: only the chunks asked for, fetched below
+                remote.append((len(out), key, chunks, offsets))
+                out.append((np.zeros(0, np.uint8), starts))
+                continue
+            if offsets.size and offsets.max() + size + 4 > mapped.size:
+                raise StoreError(f"{self.url}: a shard index points past its shard's end "
+                                 "(truncated); recompute it with precompute --repair")
+            starts[chunks] = offsets // itemsize
+            out.append((mapped, starts))
+        fetched = iter(sync(_fetch(self.store, [
+            (key, RangeByteRequest(int(o), int(o) + size + 4))
+            for _, key, _, offsets in remote for o in offsets.tolist()])) if remote else [])
+        for position, key, chunks, _ in remote:
+            parts = [next(fetched) for _ in range(chunks.size)]
+            if any(part is None or part.size != size + 4 for part in parts):
+                raise StoreError(f"{self.url}: shard {key} changed while being read")
+            starts = out[position][1]
+            starts[chunks] = np.arange(chunks.size, dtype=np.int64) * ((size + 4) // itemsize)
+            out[position] = (np.concatenate(parts) if parts else np.zeros(0, np.uint8), starts)
+        return out
 
     def _decode(self, values: np.ndarray) -> np.ndarray:
         if self.scale_factor is not None:
@@ -133,46 +189,23 @@ class PointReader:
             if raw is None:
                 out.append(None)
                 continue
-            if raw.size != nbytes or crc32c(raw[:-4]) != raw[-4:].copy().view("<u4")[0]:
+            if raw.size != nbytes or crc32c(raw) != RESIDUE:
                 raise StoreError(f"{self.url}: the index of shard {key} fails its crc32c "
                                  "checksum (corrupt or truncated); recompute it with "
                                  "precompute")
             out.append((raw[:-4].copy().view("<u8").reshape(count, 2), mapped))
         return out
 
-    def _chunk_bytes(self, requests: list, length: int) -> list:
-        """Per (key, offsets, mapped shard or None): bytes holding the inner chunks at
-        ``offsets`` and where each starts in them (the mapped file, or the chunks fetched
-        concurrently and concatenated)."""
-        remote = [(key, RangeByteRequest(int(o), int(o) + length))
-                  for key, offsets, mapped in requests if mapped is None
-                  for o in offsets.tolist()]
-        fetched = iter(sync(_fetch(self.store, remote)) if remote else [])
-        out = []
-        for _, offsets, mapped in requests:
-            if mapped is not None:
-                if offsets.size and offsets.max() + length > mapped.size:
-                    raise StoreError(f"{self.url}: a shard index points past its shard's "
-                                     "end (truncated); recompute it with precompute --repair")
-                out.append((mapped, offsets))
-                continue
-            parts = [next(fetched) for _ in range(offsets.size)]
-            out.append((np.concatenate(parts) if parts else np.zeros(0, np.uint8),
-                        np.arange(offsets.size, dtype=np.int64) * length))
-        return out
-
-    def _verify(self, key: str, buffer: np.ndarray, starts: np.ndarray, size: int,
+    def _verify(self, key: str, buffer: np.ndarray, starts: np.ndarray,
                 chunks: np.ndarray) -> None:
-        stored = buffer[(starts + size)[:, None] + np.arange(4)].view("<u4")[:, 0]
-        computed = np.fromiter((crc32c(buffer[s:s + size]) for s in starts.tolist()),
-                               np.uint32, starts.size)
-        bad = np.flatnonzero(stored != computed)
+        """Check the inner chunks at byte ``starts`` of ``buffer`` (values and their crc32c
+        each; ``chunks``: their numbers in the shard, for the message)."""
+        bad = np.flatnonzero(crc32c_many(buffer, starts, self._chunk_size + 4) != RESIDUE)
         if bad.size:
             names = [divmod(int(c), self.per_shard[1]) for c in chunks[bad[:5]]]
             raise StoreError(f"{self.url}: shard {key}, inner chunk(s) (row, col) {names} "
                              f"{'...' if bad.size > 5 else ''}fail their crc32c checksum "
                              "(corrupt); recompute the shard with precompute --repair")
-
 
 def _map(path: str) -> np.ndarray | None:
     """The bytes of a file, memory-mapped (None: no such file; empty files read empty).
@@ -202,16 +235,46 @@ def _map(path: str) -> np.ndarray | None:
 
 
 @numba.njit(nogil=True, cache=True)
-def _gather(flat, element, stride, fill, points, out):  # pragma: no cover - compiled
-    """``out[points[i], e] = flat[element[i] + e * stride]``, or ``fill`` where
-    ``element[i] < 0``."""
-    for i in range(points.size):
-        row, start = points[i], element[i]
+def _verify_gather(data, words, starts, points, chunk, cell, stride, size, fill, out
+                   ):  # pragma: no cover - compiled
+    """For each point ``i`` of ``points`` (sorted by inner chunk): ``out[i, e] =
+    words[starts[c] + cell[i] + e * stride]`` with ``c = chunk[i]``, or ``fill`` where
+    ``starts[c] < 0``. ``data`` and ``words``: the same bytes as uint8 and as stored words.
+    Each chunk's ``size`` bytes and crc32c are checked once, just before its values are
+    copied (so they are read from memory once); returns the first chunk that fails, or -1."""
+    last = -1
+    for k in range(points.size):
+        i = points[k]
+        c = chunk[i]
+        start = starts[c]
         if start < 0:
-            out[row, :] = fill
-        else:
-            for e in range(out.shape[1]):
-                out[row, e] = flat[start + e * stride]
+            out[i, :] = fill
+            continue
+        if c != last:
+            last = c
+            first = start * words.itemsize
+            if crc32c(data[first:first + size + 4]) != RESIDUE:
+                return c
+        for e in range(out.shape[1]):
+            out[i, e] = words[start + cell[i] + e * stride]
+    return -1
+
+
+@numba.njit(nogil=True, cache=True)
+def _untile(flat, element, iy, ix, out):  # pragma: no cover - compiled
+    """``out[e, ty * iy + y, tx * ix + x] = flat[element[c] + (e * iy + y) * ix + x]`` for
+    inner chunk ``c = ty * nx + tx`` (C order), skipping chunks with ``element[c] < 0``."""
+    nx = out.shape[2] // ix
+    for c in range(element.size):
+        start = element[c]
+        if start < 0:
+            continue
+        ty, tx = c // nx, c % nx
+        for e in range(out.shape[0]):
+            for y in range(iy):
+                base = start + (e * iy + y) * ix
+                for x in range(ix):
+                    out[e, ty * iy + y, tx * ix + x] = flat[base + x]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -230,8 +293,8 @@ def bilinear(corners, weights):  # pragma: no cover - compiled
 
 
 async def _fetch(store: Store, requests: list) -> list:
-    """Byte ranges ``(key, request)`` of a Zarr store, concurrently, as uint8 arrays (None:
-    no such key)."""
+    """Byte ranges ``(key, request)`` of a Zarr store (request None: the whole object),
+    concurrently, as uint8 arrays (None: no such key)."""
     prototype = default_buffer_prototype()
     buffers = await asyncio.gather(*(store.get(key, prototype, byte_range=request)
                                      for key, request in requests))
