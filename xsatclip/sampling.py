@@ -36,6 +36,8 @@ from .raster.geometry import grid_position, nearest_cell
 METHODS = ("nearest", "linear", "exact")
 PROVENANCE = ("model_source", "model_sha256", "model_numerics")
 BATCH = 65536  # points per read: at most 4 corners x 65536 x 256 float32 = 256 MiB
+KEPT_OPEN = 8  # local stores kept open between calls (:func:`_open_store`)
+_KEPT: dict[str, tuple[tuple[int, int, int], xr.DataArray, PointReader | None]] = {}
 
 
 SampleMethod = Literal["nearest", "linear", "exact"]
@@ -75,13 +77,15 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
     """
     check_choice("method", method, METHODS)
     lon, lat = validate_lonlat(np.atleast_1d(lon), np.atleast_1d(lat))
-    emb = _embedding_array(cube, storage_options)
+    if isinstance(cube, (xr.Dataset, xr.DataArray)):
+        emb, reader = _embedding_array(cube, None), None
+    else:
+        emb, reader = _open_store(cube, storage_options)
     dtype = _output_dtype(emb)
     if method == "exact":
         values = _cube_model(emb, model, dtype).encode(lon, lat)
     else:
-        values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype,
-                       reader=_point_reader(cube, storage_options))
+        values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype, reader=reader)
         if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values).any():
             check_marked_units(cube, storage_options=storage_options)  # NaN, yet marked done
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
@@ -91,6 +95,35 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
                                 "embedding": channels},
                         name=VARIABLE,
                         attrs={**point_attrs(emb.attrs), "xsatclip_sampling": method})
+
+
+def _open_store(cube: str | os.PathLike, storage_options: dict | None
+                ) -> tuple[xr.DataArray, PointReader | None]:
+    """The lazy embeddings of a store path or URL and its byte-range reader (None: read
+    through xarray).
+
+    A local store stays open between calls (at most :data:`KEPT_OPEN`) while its root
+    ``zarr.json`` keeps its inode, size and modification time: opening costs ~10 ms, as much
+    as reading 10,000 points, and every write that changes a cube (``precompute``,
+    ``--overwrite``, ``convert``) rewrites that file. The data itself is never cached."""
+    target = store_target(cube, storage_options)
+    signature = None
+    if target.local:
+        try:
+            status = os.stat(os.path.join(target.url, "zarr.json"))
+            signature = (status.st_ino, status.st_size, status.st_mtime_ns)
+        except OSError:
+            pass  # open_cube says what is wrong
+        kept = _KEPT.get(target.url)
+        if kept is not None and signature is not None and kept[0] == signature:
+            return kept[1], kept[2]
+    emb = _embedding_array(target.url, storage_options)
+    reader = open_points(target.store(read_only=True), target.url)
+    if signature is not None:
+        if len(_KEPT) >= KEPT_OPEN:
+            _KEPT.pop(next(iter(_KEPT)), None)
+        _KEPT[target.url] = (signature, emb, reader)
+    return emb, reader
 
 
 def _embedding_array(cube, storage_options) -> xr.DataArray:
@@ -129,14 +162,6 @@ def _cube_model(emb: xr.DataArray, model: ModelLike | None, dtype: np.dtype) -> 
                          made_by=f"the cube was made by {attrs.get('model_name')} with")
 
 
-def _point_reader(cube, storage_options) -> PointReader | None:
-    """The byte-range reader of a cube store's embeddings (None: read through xarray)."""
-    if isinstance(cube, (xr.Dataset, xr.DataArray)):
-        return None
-    target = store_target(cube, storage_options)
-    return open_points(target.store(read_only=True), target.url)
-
-
 def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
           dtype: np.dtype, reader: PointReader | None = None) -> np.ndarray:
     """Nearest or bilinear values of a gridded cube at points, (N, embed_dim) ``dtype``; NaN
@@ -160,14 +185,19 @@ def _read(emb: xr.DataArray, lon: np.ndarray, lat: np.ndarray, *, linear: bool,
         inside = np.flatnonzero(inside)
         rows, cols = row[inside][None], col[inside][None]
     ydim, xdim = spatial.dims
-    chunks = emb.chunksizes
-    order = np.lexsort((cols[0] // (chunks[xdim][0] if xdim in chunks else 1),
-                        rows[0] // (chunks[ydim][0] if ydim in chunks else 1)))
-    out = np.full((lon.size, emb.sizes["embedding"]), np.nan, dtype)
+    by_range = reader if emb.dims == ("embedding", ydim, xdim) else None
+    if by_range is not None:  # the reader orders the points by shard and inner chunk itself
+        order = np.arange(rows.shape[1])
+    else:
+        chunks = emb.chunksizes
+        order = np.lexsort((cols[0] // (chunks[xdim][0] if xdim in chunks else 1),
+                            rows[0] // (chunks[ydim][0] if ydim in chunks else 1)))
+    out = np.empty((lon.size, emb.sizes["embedding"]), dtype)
+    out[np.setdiff1d(np.arange(lon.size), inside, assume_unique=True)] = np.nan
     for start in range(0, order.size, BATCH):
         batch = order[start:start + BATCH]
-        if reader is not None and emb.dims == ("embedding", ydim, xdim):
-            values = reader.cells(rows[:, batch], cols[:, batch])
+        if by_range is not None:
+            values = by_range.cells(rows[:, batch], cols[:, batch])
         else:
             corners = emb.isel({ydim: xr.DataArray(rows[:, batch], dims=("corner", "point")),
                                 xdim: xr.DataArray(cols[:, batch], dims=("corner", "point"))})
