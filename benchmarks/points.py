@@ -49,22 +49,23 @@ def build(store: Path, resolution: float, bbox, inner: int) -> float:
 
 
 class ByteCounter:
-    """Counts the bytes the point reader fetches and checksums (indexes and inner chunks)."""
+    """Counts the bytes the point reader checksums: shard indexes and inner chunks."""
 
     def __init__(self) -> None:
         self.total = 0
         reader = cube_points.PointReader
-        shards, chunk_bytes = reader._shards, reader._chunk_bytes
+        shards, sources = reader._shards, reader._sources
 
         def counted_shards(this, keys, count):
             self.total += len(keys) * (count * cube_points.INDEX_ENTRY + 4)
             return shards(this, keys, count)
 
-        def counted_chunks(this, requests, length):
-            self.total += sum(offsets.size for _, offsets, _ in requests) * length
-            return chunk_bytes(this, requests, length)
+        def counted_sources(this, keys, wanted, whole=False):
+            chunks = sum(np.unique(w).size for w in wanted)
+            self.total += chunks * (this._chunk_size + 4)
+            return sources(this, keys, wanted, whole)
 
-        reader._shards, reader._chunk_bytes = counted_shards, counted_chunks
+        reader._shards, reader._sources = counted_shards, counted_sources
 
 
 def best(fn, repeats: int) -> float:

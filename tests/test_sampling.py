@@ -28,8 +28,9 @@ def _cube(path, model, resolution=10.0, **kwargs):
 
 @pytest.fixture(scope="module")
 def global10(tmp_path_factory, l10):
-    """10 degree float32 cube: lat 85 .. -85 (18 rows), lon -175 .. 175 (36), 3 x 3 chunks."""
-    return _cube(tmp_path_factory.mktemp("sampling") / "global10.zarr", l10)
+    """10 degree float32 cube: lat 85 .. -85 (18 rows), lon -175 .. 175 (36), shards and
+    inner chunks of 3 x 3 cells (one inner chunk a shard, so reads count shards)."""
+    return _cube(tmp_path_factory.mktemp("sampling") / "global10.zarr", l10, inner_chunks=3)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,15 @@ By default each axis is tiled exactly where it can be (:func:`default_chunk`: 12
 edge shard whole. A 120 x 120 float32 shard is 14 MiB: large enough that object stores see
 few, large objects (72 for a 0.25 degree globe), small enough that each thread holds two.
 
-Inside a shard, *inner chunks* of (embedding, 4, 4) cells (16 KiB of float32; see
+Inside a shard, *inner chunks* of (embedding, 2, 2) cells (4 KiB of float32; see
 :func:`inner_chunk` for other shard sizes) are the unit of reading. Each carries a crc32c
 checksum, as does the shard's index, so a corrupted chunk raises on read. A point lookup
 reads the shard index (once per shard) and one inner chunk by byte range. The inner size is
 a measured trade-off (benchmarks/README.md): 10,000 random points touch ~10,000 inner
-chunks, whose every byte is checksummed, so 16 x 16 chunks (256 KiB) read 2.5 GB where 4 x 4
-read 160 MB; smaller chunks cost Zarr-python more per whole-shard read (~170 us an inner
-chunk: 900 of them make a shard read ~0.15 s) and 2 x 2 gain points nothing more.
+chunks, whose every byte is checksummed, so 16 x 16 chunks (256 KiB) read 2.5 GB, 4 x 4
+160 MB and 2 x 2 40 MB; smaller chunks cost zarr-python more per whole-shard read (~150 us
+an inner chunk: 3,600 of them make a 120 x 120 shard ~0.55 s), which ``open_cube`` avoids
+by reading shards whole itself (~30 ms).
 
 Storage dtypes
 --------------
@@ -53,7 +54,7 @@ from ..raster.coords import VARIABLE  # noqa: F401  (the cube's variable; re-exp
 DONE_PATH = "_xsatclip/done"
 FORMAT_VERSION = 2  # 1: (lat, lon, embedding); 2: band-first (embedding, lat, lon)
 DEFAULT_CHUNK = 128  # largest default shard side (cells)
-INNER_SIDE = 4  # preferred inner chunk side (cells)
+INNER_SIDE = 2  # preferred inner chunk side (cells)
 INNER_BYTES = 256 * 1024  # largest inner chunk, as float32
 STORAGE_DTYPES = ("float32", "float16", "int8")
 StorageDType = Literal["float32", "float16", "int8"]
@@ -102,8 +103,8 @@ def default_chunk(size: int) -> int:
 
 def inner_chunk(shard: int, embed_dim: int, preferred: int = INNER_SIDE) -> int:
     """Inner chunk side along an axis of shards of ``shard`` cells: the divisor of ``shard``
-    nearest ``preferred`` (the smaller on a tie) whose chunk of ``embed_dim`` float32
-    channels fits in :data:`INNER_BYTES`."""
+    nearest ``preferred`` (the larger on a tie: zarr-python pays per chunk) whose chunk of
+    ``embed_dim`` float32 channels fits in :data:`INNER_BYTES`."""
     fits = [d for d in range(1, shard + 1)
             if shard % d == 0 and embed_dim * d * d * 4 <= INNER_BYTES]
-    return min(fits or [1], key=lambda d: (abs(d - preferred), d))
+    return min(fits or [1], key=lambda d: (abs(d - preferred), -d))
