@@ -141,8 +141,9 @@ def stores(tmp_path_factory, l10_source) -> dict[str, str]:
 def test_byte_range_reads_equal_xarray_reads(stores, dtype, method):
     """The point reader (a store path) against xarray's isel (the opened Dataset): the same
     float32 values, bit for bit; int8 decoded the same way."""
-    rng = np.random.default_rng(3)
-    lon, lat = rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)
+    rng = np.random.default_rng(3)  # 2,500 points: shards read on threads side by side
+    lon, lat = rng.uniform(-180, 180, 2500), rng.uniform(-90, 90, 2500)
+    assert lon.size >= points.PARALLEL_POINTS
     store = stores[dtype]
     assert points.open_points(zarr.storage.LocalStore(store, read_only=True), store)
     by_range = xsatclip.sample(store, lon, lat, method=method)
@@ -198,6 +199,9 @@ def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_
     with pytest.raises(StoreError, match=r"shard embeddings/c/0/1/1, inner chunk\(s\) "
                                          r"\(row, col\) \[\(2, 4\)\] fail their crc32c"):
         xsatclip.sample(store, [35.0], [-25.0])  # row 11, col 21
+    many = np.random.default_rng(5).uniform(-180, 180, (2, points.PARALLEL_POINTS))
+    with pytest.raises(StoreError, match=r"inner chunk\(s\) \(row, col\) \[\(2, 4\)\]"):
+        xsatclip.sample(store, [*many[0], 35.0], [*many[1] / 2, -25.0])  # on threads
     shard.write_bytes(bytes(data[:-10]))  # truncated: the index is gone
     with pytest.raises(StoreError, match=r"index of shard embeddings/c/0/1/1 fails"):
         xsatclip.sample(store, [35.0], [-25.0])

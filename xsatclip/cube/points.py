@@ -12,7 +12,9 @@ read this way (:func:`open_points`); anything else goes through xarray.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import functools
 import mmap
 import os
 from typing import cast
@@ -34,6 +36,7 @@ from .layout import INT8_FILL, STORAGE_DTYPES, VARIABLE
 
 EMPTY = np.uint64(2**64 - 1)  # index entry of an inner chunk never written
 INDEX_ENTRY = 16  # bytes: (offset, length) uint64
+PARALLEL_POINTS = 2048  # from this many points a call reads its shards on all CPUs
 MAPPED = 1024  # shard files kept mapped between calls (:func:`_map`)
 _MAPS: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {}
 
@@ -78,13 +81,20 @@ class PointReader:
         fill = np.array(self._fill, self.dtype).view(words).item()
         out = np.empty((rows.size, self.shape[0]), words)
         size = self._chunk_size
-        for s, (buffer, starts) in enumerate(sources):
-            points = order[bounds[s]:bounds[s + 1]]
-            bad = _verify_gather(buffer, buffer[:buffer.size // words.itemsize
-                                                * words.itemsize].view(words),
-                                 starts, points, chunk, cell, iy * ix, size, fill, out)
-            if bad >= 0:
-                chunks = np.unique(chunk[points])
+
+        def read(s: int) -> int:  # the points of shard s; nogil: shards go to threads
+            buffer, starts = sources[s]
+            values = buffer[:buffer.size // words.itemsize * words.itemsize].view(words)
+            return _verify_gather(buffer, values, starts, order[bounds[s]:bounds[s + 1]],
+                                  chunk, cell, iy * ix, size, fill, out)
+
+        shards = range(len(sources))
+        parallel = rows.size >= PARALLEL_POINTS and len(sources) > 1
+        failed = list(_threads().map(read, shards) if parallel else map(read, shards))
+        for s, bad in enumerate(failed):
+            if bad >= 0:  # say which chunks fail
+                buffer, starts = sources[s]
+                chunks = np.unique(chunk[order[bounds[s]:bounds[s + 1]]])
                 self._verify(keys[s], buffer, starts[chunks] * words.itemsize, chunks)
         return self._decode(out.view(self.dtype)).reshape(*shape, self.shape[0])
 
@@ -206,6 +216,12 @@ class PointReader:
             raise StoreError(f"{self.url}: shard {key}, inner chunk(s) (row, col) {names} "
                              f"{'...' if bad.size > 5 else ''}fail their crc32c checksum "
                              "(corrupt); recompute the shard with precompute --repair")
+
+@functools.cache
+def _threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that read shards side by side (one per CPU)."""
+    return concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1, "xsatclip-points")
+
 
 def _map(path: str) -> np.ndarray | None:
     """The bytes of a file, memory-mapped (None: no such file; empty files read empty).
