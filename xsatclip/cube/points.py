@@ -203,7 +203,7 @@ class PointReader:
                 raise StoreError(f"{self.url}: the index of shard {key} fails its crc32c "
                                  "checksum (corrupt or truncated); recompute it with "
                                  "precompute")
-            out.append((raw[:-4].copy().view("<u8").reshape(count, 2), mapped))
+            out.append((raw[:-4].view("<u8").reshape(count, 2), mapped))  # no copy
         return out
 
     def _verify(self, key: str, buffer: np.ndarray, starts: np.ndarray,
