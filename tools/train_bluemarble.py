@@ -22,6 +22,15 @@ Choices (issue 15): a longer cosine schedule with checkpoint selection; sampling
 only :data:`OCEAN_KEEP` of the open-ocean locations (uniform sampling spends ~70 % of pairs on
 featureless ocean); a degree-weighted penalty on the first layer (``smoothness``) against
 high-degree ringing; the Linke turbidity band.
+
+Recipes tried 2026-12-03 (``--set``; selection margin of the kept epoch; suite gate failures of
+that epoch, ``xsatclip evaluate`` seed 0): L10 preset (smoothness 30) +0.010, 0 failures (its
+epoch 4, kept by the earlier mean-ridge selection, failed 2); L10 smoothness 100 +0.007, 0;
+L10 smoothness 0, 3 epochs, ocean_keep 1.0: -0.020, 0. L40 preset -0.169 after 4 epochs
+(the bundled epoch 2 fails 4: MLP vs cartesian); smoothness 300: 3 (MLP); 1000: -0.025, 2
+(country MLP, coast ridge vs sh-40); 3000: -0.023, 1 (coast ridge vs sh-40 0.564 vs 0.643);
+3000 with learning rate 1e-3: 2 (coast ridge, city-density MLP). The L40 preset stays: every
+alternative adds a failure the bundled model does not have (coast ridge against sh-40).
 """
 
 from __future__ import annotations
