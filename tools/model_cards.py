@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINES_CSV = ROOT / "build" / "eval-baselines.csv"
 TABLE_MD = ROOT / "build" / "eval-table.md"
 RAW = ("lonlat", "cartesian")
+# tools/train_bluemarble.py selection_tasks, in order (metric).
+SELECTION_TASKS = ("continent (acc)", "altitude (R2)", "coast km (R2)")
 COMMAND = "xsatclip evaluate   # defaults: every task, ridge + MLP, 4000 points, seed 0"
 
 
@@ -54,9 +56,21 @@ def card(name: str, record: dict, results: pd.DataFrame) -> str:
     rows = results[results["features"].isin([*RAW, f"sh-{level}", name, "geoclip",
                                              "coordinates"])]
     config_rows = "\n".join(f"| `{k}` | {v} |" for k, v in config.items())
+    # Records from before the gate-margin selection hold ridge scores on two tasks only.
+    gated = "selection_baselines" in record
+    probed = ([f"{task} {probe}" for probe in ("ridge", "mlp") for task in SELECTION_TASKS]
+              if gated else [f"{task} ridge" for task in SELECTION_TASKS[:2]])
     epochs = "\n".join(
         f"| {h['epoch']} | {h['val_loss']:.3f} | {h['val_accuracy']:.3f} | "
-        f"{h['selection'][0]:.3f} | {h['selection'][1]:.3f} |" for h in record["history"])
+        + " | ".join(f"{v:.3f}" for v in [*h["selection"], *h.get("selection_mlp", [])])
+        + (f" | {h['margin']:+.3f} |" if gated else " | not recorded |")
+        for h in record["history"])
+    rivals = "".join(
+        [f"\nThe gate's rivals on the selection tasks:\n\n| rival | {' | '.join(SELECTION_TASKS)}"
+         f" |\n|{' --- |' * (len(SELECTION_TASKS) + 1)}\n"]
+        + [f"| {key} | " + " | ".join(f"{v:.3f}" for v in scores) + " |\n"
+           for key, scores in record["selection_baselines"].items()]) if gated else ""
+    command = record.get("command", f"python tools/train_bluemarble.py --level {level}")
     lines = gate(results, name, level)
     failed = [line for line in lines if line.endswith("FAIL")]
     ran = (f"All {config['epochs']} scheduled epochs ran" if len(record["history"])
@@ -91,7 +105,7 @@ SatCLIP's contrastive objective (symmetric CLIP loss, learnable temperature) aga
 CNN image encoder trained jointly from scratch; AdamW, linear warm-up then cosine decay, and a
 penalty `smoothness * sum_k l_k (l_k + 1) / (L (L - 1)) |W1[:, k]|^2` on the first layer's
 weights of each basis column of degree `l_k` against high-degree ringing. Reproduce with
-`python tools/train_bluemarble.py --level {level}` (seed {config['seed']}; resumable).
+`{command}` (seed {config['seed']}; resumable).
 
 | setting | value |
 | --- | --- |
@@ -100,10 +114,11 @@ weights of each basis column of degree `l_k` against high-degree ringing. Reprod
 {ran}. Checkpoint selection: {record['selection']}. Epoch {record['best_epoch']} was kept
 (validation CLIP loss {best['val_loss']:.3f}, in-batch top-1 {best['val_accuracy']:.3f}).
 
-| epoch | val loss | val top-1 | continent (acc) | altitude (R2) |
-| --- | --- | --- | --- | --- |
+| epoch | val loss | val top-1 | {" | ".join(probed)} | gate margin |
+|{" --- |" * (len(probed) + 4)}
 {epochs}
 
+{rivals}
 Machine: {record['machine']}; torch {record['torch_version']}; {record['train_seconds']:.0f} s
 of training (a machine shared with other jobs).
 
