@@ -77,16 +77,14 @@ class PointReader:
         bounds = np.searchsorted(shard[order], np.arange(len(keys) + 1))
         sources = self._sources(keys, [chunk[order[bounds[s]:bounds[s + 1]]]
                                        for s in range(len(keys))])
-        words = np.dtype(f"<u{self.dtype.itemsize}")  # values copied as integers of a size
-        fill = np.array(self._fill, self.dtype).view(words).item()
-        out = np.empty((rows.size, self.shape[0]), words)
-        size = self._chunk_size
+        out = np.empty((rows.size, self.shape[0]), self._words)
+        fill, size = self._fill_word.item(), self._chunk_size
 
         def read(s: int) -> int:  # the points of shard s; nogil: shards go to threads
             buffer, starts = sources[s]
-            values = buffer[:buffer.size // words.itemsize * words.itemsize].view(words)
-            return _verify_gather(buffer, values, starts, order[bounds[s]:bounds[s + 1]],
-                                  chunk, cell, iy * ix, size, fill, out)
+            return _verify_gather(buffer, self._as_words(buffer), starts,
+                                  order[bounds[s]:bounds[s + 1]], chunk, cell, iy * ix, size,
+                                  fill, out)
 
         shards = range(len(sources))
         parallel = rows.size >= PARALLEL_POINTS and len(sources) > 1
@@ -95,7 +93,7 @@ class PointReader:
             if bad >= 0:  # say which chunks fail
                 buffer, starts = sources[s]
                 chunks = np.unique(chunk[order[bounds[s]:bounds[s + 1]]])
-                self._verify(keys[s], buffer, starts[chunks] * words.itemsize, chunks)
+                self._verify(keys[s], buffer, starts[chunks] * self.dtype.itemsize, chunks)
         return self._decode(out.view(self.dtype)).reshape(*shape, self.shape[0])
 
     def shard_values(self, row: int, col: int) -> np.ndarray:
@@ -108,16 +106,28 @@ class PointReader:
         key = f"{VARIABLE}/c/0/{row}/{col}"
         everything = np.arange(ny * nx, dtype=np.int64)
         ((buffer, starts),) = self._sources([key], [everything], whole=True)
-        words = np.dtype(f"<u{self.dtype.itemsize}")
         written = everything[starts >= 0]
-        self._verify(key, buffer, starts[written] * words.itemsize, written)
-        out = np.full((self.shape[0], ny * iy, nx * ix),
-                      np.array(self._fill, self.dtype).view(words), words)
-        _untile(buffer[:buffer.size // words.itemsize * words.itemsize].view(words), starts,
-                iy, ix, out)
+        self._verify(key, buffer, starts[written] * self.dtype.itemsize, written)
+        out = np.full((self.shape[0], ny * iy, nx * ix), self._fill_word, self._words)
+        _untile(self._as_words(buffer), starts, iy, ix, out)
         height = min(sy, self.shape[1] - row * sy)
         width = min(sx, self.shape[2] - col * sx)
         return out[:, :height, :width].view(self.dtype)
+
+    @property
+    def _words(self) -> np.dtype:
+        """Unsigned integers of the stored values' size: values are copied as their bits."""
+        return np.dtype(f"<u{self.dtype.itemsize}")
+
+    @property
+    def _fill_word(self) -> np.ndarray:
+        """The fill value's bits, as a :attr:`_words` scalar array."""
+        return np.array(self._fill, self.dtype).view(self._words)
+
+    def _as_words(self, buffer: np.ndarray) -> np.ndarray:
+        """``buffer`` (uint8) seen as :attr:`_words` (a trailing partial word left out)."""
+        itemsize = self.dtype.itemsize
+        return buffer[:buffer.size // itemsize * itemsize].view(self._words)
 
     @property
     def _chunk_size(self) -> int:
@@ -216,6 +226,7 @@ class PointReader:
             raise StoreError(f"{self.url}: shard {key}, inner chunk(s) (row, col) {names} "
                              f"{'...' if bad.size > 5 else ''}fail their crc32c checksum "
                              "(corrupt); recompute the shard with precompute --repair")
+
 
 @functools.cache
 def _threads() -> concurrent.futures.ThreadPoolExecutor:
