@@ -64,10 +64,13 @@ def test_store_is_sharded_with_checksummed_inner_chunks(tmp_path, l10_source):
     assert sizes == {18 * (2 * 2 * 256 * 4 + 4) + 18 * 16 + 4}
 
 
+@pytest.mark.parametrize("points_major", [False, True])
 @pytest.mark.parametrize("inner", [2, 4])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
-def test_hand_built_shards_read_back_through_zarr(tmp_path, dtype, inner):
-    """shard_bytes against Zarr's own reader, exact values; an edge shard is padded."""
+def test_hand_built_shards_read_back_through_zarr(tmp_path, dtype, inner, points_major):
+    """shard_bytes against Zarr's own reader, exact values; an edge shard is padded. Its
+    input either band-first in memory or, as the model returns it, a (embedding, y, x)
+    view of (y, x, embedding) memory (another kernel)."""
     rng = np.random.default_rng(0)
     values = (rng.standard_normal((5, 14, 9)) * 40).astype(dtype)  # 2 x 3 shards of 8 x 4
     codec = Codec(dtype, 0.5 if dtype == "int8" else None, inner_side=inner)
@@ -83,6 +86,9 @@ def test_hand_built_shards_read_back_through_zarr(tmp_path, dtype, inner):
             padded = np.full((5, 8, 4), fill, dtype)
             padded[:, :block.shape[1], :block.shape[2]] = block
             (tmp_path / "a.zarr" / "c" / "0" / str(i)).mkdir(parents=True, exist_ok=True)
+            if points_major:
+                padded = np.moveaxis(np.ascontiguousarray(np.moveaxis(padded, 0, -1)), -1, 0)
+                assert not padded.flags.c_contiguous
             (tmp_path / "a.zarr" / "c" / "0" / str(i) / str(j)).write_bytes(
                 shard_bytes(padded, (inner, inner)).tobytes())
     np.testing.assert_array_equal(array[...], values)  # exact: the stored dtype itself

@@ -2,16 +2,16 @@
 
 Writing
 -------
-Locally, one thread per core computes shards and one more thread writes them, so computing
-never waits on the disk. A shard is written whole, in one put of bytes built by
-:func:`~xsatclip.cube.codec.shard_bytes` (never read back, never partially rewritten; Zarr's
-local store writes a temporary file and renames it into place). On a local store each shard
-file is then flushed (``fdatasync``) and dropped from the page cache (``posix_fadvise``)
-before its marker is set: a marker is only ever written for data the file system has
-reported durable, and a cube larger than memory streams through the page cache instead of
-filling it with dirty pages; writes into pages just dropped also cost far less CPU than into
-fresh ones (benchmarks/README.md). (A "chunk" in progress bars, markers and ``info`` is a
-shard.)
+Locally, one thread per core computes shards and builds their bytes, and one more thread
+writes them, so computing never waits on the disk. A shard is written whole, in one put of
+bytes built by :func:`~xsatclip.cube.codec.shard_bytes` (never read back, never partially
+rewritten; Zarr's local store writes a temporary file and renames it into place). On a local
+store each shard file is then flushed (``fdatasync``) and dropped from the page cache
+(``posix_fadvise``) before its marker is set: a marker is only ever written for data the
+file system has reported durable, and a cube larger than memory streams through the page
+cache instead of filling it with dirty pages; writes into pages just dropped also cost far
+less CPU than into fresh ones (benchmarks/README.md). (A "chunk" in progress bars, markers
+and ``info`` is a shard.)
 """
 
 from __future__ import annotations
@@ -73,18 +73,36 @@ class ChunkWriter:
         return shard_bytes(values, (height, width))
 
 
-def store_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) -> int:
-    """Write one shard whole, then (only then) its marker; returns the number of points.
+@dataclasses.dataclass(frozen=True)
+class EncodedShard:
+    """A computed shard ready to store: its bytes, whether any value saturated, its points."""
 
-    Runs where the shard was computed: a local thread, or a Dask worker.
-    """
+    index: tuple[int, int]
+    data: np.ndarray
+    clipped: bool
+    points: int
+
+
+def encode_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) -> EncodedShard:
+    """The stored bytes of computed ``block`` (embedding, y, x): CPU work, done where the
+    block was computed, so that the thread that writes only waits on the disk."""
     data, clipped = writer.codec.encode(block)
+    return EncodedShard(index, writer.shard(data), clipped, int(block.shape[1] * block.shape[2]))
+
+
+def write_chunk(shard: EncodedShard, writer: ChunkWriter) -> int:
+    """Write one shard whole, then (only then) its marker; returns the number of points."""
     store = writer.embeddings.store
-    key = writer.key(index)
-    sync(store.set(key, default_buffer_prototype().buffer.from_array_like(writer.shard(data))))
+    key = writer.key(shard.index)
+    sync(store.set(key, default_buffer_prototype().buffer.from_array_like(shard.data)))
     flush_local_chunk(store, key)
-    writer.done[index] = DONE_CLIPPED if clipped else DONE
-    return int(block.shape[1] * block.shape[2])
+    writer.done[shard.index] = DONE_CLIPPED if shard.clipped else DONE
+    return shard.points
+
+
+def store_chunk(block: np.ndarray, writer: ChunkWriter, index: tuple[int, int]) -> int:
+    """Encode and write one shard, then its marker (a Dask worker's whole task)."""
+    return write_chunk(encode_chunk(block, writer, index), writer)
 
 
 def flush_local_chunk(store: Store, key: str) -> None:
@@ -109,16 +127,16 @@ def flush_local_chunk(store: Store, key: str) -> None:
 
 
 def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -> None:
-    """Local threads: ``threads`` compute chunks (each with single-threaded kernels) and one
-    more writes them, so that computing never waits on the disk; it first runs
-    ``open_writer``. At most 2 x threads chunks are being computed, waiting to be written or
-    being written."""
+    """Local threads: ``threads`` compute chunks (each with single-threaded kernels) and
+    encode their bytes, and one more writes them, so that computing never waits on the disk;
+    it first runs ``open_writer``. At most 2 x threads chunks are being computed, waiting to
+    be written or being written."""
 
     def compute(index):
-        return index, blocks[index].compute(scheduler="sync")
+        return encode_chunk(blocks[index].compute(scheduler="sync"), writer.result(), index)
 
-    def store(block, index):
-        return store_chunk(block, writer.result(), index)
+    def store(shard):
+        return write_chunk(shard, writer.result())
 
     window = 2 * threads
     pending = iter(pending)
@@ -137,8 +155,7 @@ def run_local(pending, blocks: np.ndarray, open_writer, threads: int, on_done) -
                 for future in finished:
                     if future in computing:
                         computing.discard(future)
-                        index, block = future.result()
-                        writing.add(write_pool.submit(store, block, index))
+                        writing.add(write_pool.submit(store, future.result()))
                     else:
                         writing.discard(future)
                         on_done(future.result())
