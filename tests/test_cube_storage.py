@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import dask
+import fsspec
 import numpy as np
 import pytest
 import xarray as xr
@@ -211,6 +212,54 @@ def test_unwritten_shards_read_nan_and_corruption_names_the_chunk(tmp_path, l10_
     shard.write_bytes(bytes(data[:-10]))  # truncated: the index is gone
     with pytest.raises(StoreError, match=r"index of shard embeddings/c/0/1/1 fails"):
         xsatclip.sample(store, [35.0], [-25.0])
+
+
+def _rewrite_index_entry(shard, chunk: int, offset: int | None = None,
+                         length: int | None = None) -> None:
+    """Change inner chunk ``chunk``'s (offset, length) in a shard's index and give the index
+    its right crc32c again (a consistent index that lies)."""
+    import google_crc32c
+
+    data = bytearray(shard.read_bytes())
+    count = 3 * 6
+    start = len(data) - 4 - count * 16
+    entries = np.frombuffer(data, "<u8", count * 2, start).reshape(count, 2).copy()
+    if offset is not None:
+        entries[chunk, 0] = offset
+    if length is not None:
+        entries[chunk, 1] = length
+    data[start:-4] = entries.tobytes()
+    data[-4:] = google_crc32c.value(bytes(data[start:-4])).to_bytes(4, "little")
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_index_entries_of_another_size_or_past_the_end_raise(tmp_path, l10_source, remote):
+    """An index with a valid crc32c whose entries do not fit this layout: an inner chunk of
+    another length (compressed by another writer) or past the shard's end (truncated data)
+    raises a StoreError naming the shard, locally and on object storage, for one point and
+    for points read on threads."""
+    store = _precompute(tmp_path / "lying.zarr", l10_source)
+    shard = tmp_path / "lying.zarr" / cube.VARIABLE / "c" / "0" / "1" / "1"
+    chunk = 2 * 2 * 256 * 4 + 4
+    original = shard.read_bytes()
+    many = np.random.default_rng(6).uniform(-180, 180, (2, points.PARALLEL_POINTS))
+    cases = [({"length": chunk - 4}, "unexpected size")]
+    if not remote:  # a suffix request past the end of an object is the store's own error
+        cases.append(({"offset": len(original)}, "points past the shard's end"))
+    for change, message in cases:
+        shard.write_bytes(original)
+        _rewrite_index_entry(shard, 16, **change)  # rows 10..11, cols 20..21
+        url = store
+        if remote:
+            url = f"memory://xsatclip-tests/lying-{tmp_path.name}.zarr"
+            fsspec.filesystem("memory").put(str(tmp_path / "lying.zarr"), url.removeprefix("memory://"),
+                   recursive=True)
+        with pytest.raises(StoreError, match=rf"shard embeddings/c/0/1/1 .*{message}"):
+            xsatclip.sample(url, [35.0], [-25.0])
+        with pytest.raises(StoreError, match=message):
+            xsatclip.sample(url, [*many[0], 35.0], [*many[1] / 2, -25.0])
+        assert np.isfinite(xsatclip.sample(url, [-45.0], [-5.0]).values).all()  # chunk (1, 0)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])

@@ -39,6 +39,26 @@ def values10(global10):
     return xr.open_zarr(global10)[cube.VARIABLE].transpose(..., "embedding").values
 
 
+@pytest.mark.parametrize("centres", [
+    np.arange(-179.875, 180, 0.25),  # a 0.25 degree globe's longitudes
+    np.linspace(-89.875, 89.875, 720),  # its latitudes (linspace: not exactly regular)
+    np.arange(0.5, 360, 1.0),  # 0..360 centres
+    np.array([3.0]), np.array([-1.0, 2.0]),
+    np.cumsum(np.random.default_rng(8).uniform(0.1, 3.0, 200)) - 100,  # uneven
+])
+def test_last_at_or_below_equals_a_binary_search(centres):
+    """The spacing-based index equals np.searchsorted(side="right") - 1 exactly (int),
+    at every centre, a hair either side of each, between, outside and at +-inf."""
+    from xsatclip.raster.geometry import last_at_or_below
+
+    rng = np.random.default_rng(9)
+    points = np.concatenate([
+        centres, np.nextafter(centres, np.inf), np.nextafter(centres, -np.inf),
+        rng.uniform(centres[0] - 5, centres[-1] + 5, 5000), [np.inf, -np.inf, 1e300]])
+    np.testing.assert_array_equal(last_at_or_below(centres, points),
+                                  np.searchsorted(centres, points, side="right") - 1)
+
+
 def test_nearest_and_linear_equal_hand_computed_values(global10, values10):
     lon = np.array([0.1, 179.9, -179.9 + 360, -175.0, 5.0])
     lat = np.array([0.2, -89.0, 44.0, 85.0, 81.0])

@@ -86,8 +86,9 @@ def sample(cube: str | os.PathLike | xr.Dataset | xr.DataArray, lon: ArrayLike, 
         values = _cube_model(emb, model, dtype).encode(lon, lat)
     else:
         values = _read(emb, lon, lat, linear=method == "linear", dtype=dtype, reader=reader)
-        if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values).any():
-            check_marked_units(cube, storage_options=storage_options)  # NaN, yet marked done
+        if not isinstance(cube, (xr.Dataset, xr.DataArray)) and np.isnan(values[:, 0]).any():
+            # Rows of NaN (a missing or outside cell is NaN throughout), yet marked done?
+            check_marked_units(cube, storage_options=storage_options)
     channels = emb["embedding"].values if "embedding" in emb.coords else np.arange(
         emb.sizes["embedding"])
     return xr.DataArray(values, dims=("point", "embedding"),

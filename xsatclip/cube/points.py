@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import functools
+import itertools
 import mmap
 import os
 from typing import cast
@@ -36,6 +37,7 @@ from .layout import INT8_FILL, STORAGE_DTYPES, VARIABLE
 
 EMPTY = np.uint64(2**64 - 1)  # index entry of an inner chunk never written
 INDEX_ENTRY = 16  # bytes: (offset, length) uint64
+OK, BAD = 0, 1  # what :func:`_verify_gather` returns
 PARALLEL_POINTS = 2048  # from this many points a call reads its shards on all CPUs
 MAPPED = 1024  # shard files kept mapped between calls (:func:`_map`)
 _MAPS: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {}
@@ -71,29 +73,34 @@ class PointReader:
         y, x = rows % sy, cols % sx
         chunk = (y // iy) * self.per_shard[1] + x // ix
         cell = (y % iy) * ix + x % ix  # element of the point's first channel in its chunk
-        ids, shard = np.unique((rows // sy) * columns + cols // sx, return_inverse=True)
+        grid = (rows // sy) * columns + cols // sx  # shard number in the shard grid
+        ids = np.flatnonzero(np.bincount(grid))  # the shards read, in order
+        shard = np.searchsorted(ids, grid)
         keys = [f"{VARIABLE}/c/0/{i}/{j}" for i, j in (divmod(s, columns) for s in ids.tolist())]
-        order = np.argsort(shard * count + chunk, kind="stable")  # by shard, then chunk
+        order = np.argsort(shard * count + chunk)  # by shard, then inner chunk
         bounds = np.searchsorted(shard[order], np.arange(len(keys) + 1))
         sources = self._sources(keys, [chunk[order[bounds[s]:bounds[s + 1]]]
                                        for s in range(len(keys))])
         out = np.empty((rows.size, self.shape[0]), self._words)
         fill, size = self._fill_word.item(), self._chunk_size
 
-        def read(s: int) -> int:  # the points of shard s; nogil: shards go to threads
-            buffer, starts = sources[s]
-            return _verify_gather(buffer, self._as_words(buffer), starts,
-                                  order[bounds[s]:bounds[s + 1]], chunk, cell, iy * ix, size,
-                                  fill, out)
+        def read(shards: range) -> list[tuple[int, int]]:  # nogil: groups of shards on threads
+            return [_verify_gather(sources[s][0], self._as_words(sources[s][0]), sources[s][1],
+                                   order[bounds[s]:bounds[s + 1]], chunk, cell, iy * ix, size,
+                                   fill, out) for s in shards]
 
-        shards = range(len(sources))
-        parallel = rows.size >= PARALLEL_POINTS and len(sources) > 1
-        failed = list(_threads().map(read, shards) if parallel else map(read, shards))
-        for s, bad in enumerate(failed):
-            if bad >= 0:  # say which chunks fail
-                buffer, starts = sources[s]
+        threads = (os.cpu_count() or 1) if rows.size >= PARALLEL_POINTS else 1
+        cuts = np.searchsorted(bounds, np.linspace(0, rows.size, threads + 1)[1:-1])
+        groups = [range(a, b) for a, b in itertools.pairwise([0, *cuts.tolist(), len(keys)])]
+        results = [r for group in (_threads().map(read, groups) if len(groups) > 1
+                                   else map(read, groups)) for r in group]
+        for s, (status, bad) in enumerate(results):
+            if status != OK:  # say what fails
+                buffer, index = sources[s]
+                starts = self._starts(keys[s], buffer, index)
                 chunks = np.unique(chunk[order[bounds[s]:bounds[s + 1]]])
                 self._verify(keys[s], buffer, starts[chunks] * self.dtype.itemsize, chunks)
+                raise AssertionError(f"chunk {bad} of {keys[s]} failed, then passed")
         return self._decode(out.view(self.dtype)).reshape(*shape, self.shape[0])
 
     def shard_values(self, row: int, col: int) -> np.ndarray:
@@ -105,7 +112,8 @@ class PointReader:
         ny, nx = self.per_shard
         key = f"{VARIABLE}/c/0/{row}/{col}"
         everything = np.arange(ny * nx, dtype=np.int64)
-        ((buffer, starts),) = self._sources([key], [everything], whole=True)
+        ((buffer, index),) = self._sources([key], [everything], whole=True)
+        starts = self._starts(key, buffer, index)
         written = everything[starts >= 0]
         self._verify(key, buffer, starts[written] * self.dtype.itemsize, written)
         out = np.full((self.shape[0], ny * iy, nx * ix), self._fill_word, self._words)
@@ -138,50 +146,60 @@ class PointReader:
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per shard key, the bytes (uint8) holding the inner chunks ``wanted`` (chunk
         numbers in the shard): the mapped file, the whole object (``whole``) or only those
-        chunks fetched by byte range; and ``starts`` (chunks per shard,) int64: the word
-        (stored value) at which each chunk starts in those bytes, -1 where not written or not
-        fetched. Checksums are left to the caller."""
+        chunks fetched by byte range; and the shard index (chunks per shard, 2) uint64
+        ((offset, length) of each chunk in those bytes, :data:`EMPTY` where not written or
+        not fetched; the index's own crc32c checked). Chunk checksums and the index's
+        entries are left to the caller (:meth:`_starts`, :func:`_verify_gather`)."""
         count = self.per_shard[0] * self.per_shard[1]
-        itemsize, size = self.dtype.itemsize, self._chunk_size
         found = self._shards(keys, count)
         out: list[tuple[np.ndarray, np.ndarray]] = []
         remote = []
         for key, entry, chunks in zip(keys, found, wanted, strict=True):
-            starts = np.full(count, -1, np.int64)
             if entry is None:  # shard not written yet
-                out.append((np.zeros(0, np.uint8), starts))
+                out.append((np.zeros(0, np.uint8), np.full((count, 2), EMPTY)))
                 continue
             index, mapped = entry
-            offsets, lengths = index[chunks, 0], index[chunks, 1]
-            written = offsets != EMPTY
-            chunks, offsets = chunks[written], offsets[written].astype(np.int64)
-            if np.any(lengths[written] != size + 4):
-                raise StoreError(f"{self.url}: shard {key} has inner chunks of unexpected "
-                                 "size (compressed or corrupt); read it with xarray")
             if mapped is None and whole:  # object storage: the whole object in one request
                 (mapped,) = sync(_fetch(self.store, [(key, None)]))
                 if mapped is None:
                     raise StoreError(f"{self.url}: shard {key} vanished while being read")
             if mapped is None:  # object storage: only the chunks asked for, fetched below
-                remote.append((len(out), key, chunks, offsets))
-                out.append((np.zeros(0, np.uint8), starts))
+                chunks = np.unique(chunks[index[chunks, 0] != EMPTY])
+                self._starts(key, None, index[chunks])  # entries of this layout's size
+                remote.append((len(out), key, chunks, index[chunks]))
+                out.append((np.zeros(0, np.uint8), np.full((count, 2), EMPTY)))
                 continue
-            if offsets.size and offsets.max() + size + 4 > mapped.size:
-                raise StoreError(f"{self.url}: a shard index points past its shard's end "
-                                 "(truncated); recompute it with precompute --repair")
-            starts[chunks] = offsets // itemsize
-            out.append((mapped, starts))
+            out.append((mapped, index))
         fetched = iter(sync(_fetch(self.store, [
-            (key, RangeByteRequest(int(o), int(o) + size + 4))
-            for _, key, _, offsets in remote for o in offsets.tolist()])) if remote else [])
-        for position, key, chunks, _ in remote:
+            (key, RangeByteRequest(int(o), int(o) + int(n)))
+            for _, key, _, entries in remote for o, n in entries.tolist()])) if remote else [])
+        for position, key, chunks, entries in remote:
             parts = [next(fetched) for _ in range(chunks.size)]
-            if any(part is None or part.size != size + 4 for part in parts):
+            if any(part is None or part.size != n
+                   for part, n in zip(parts, entries[:, 1].tolist(), strict=True)):
                 raise StoreError(f"{self.url}: shard {key} changed while being read")
-            starts = out[position][1]
-            starts[chunks] = np.arange(chunks.size, dtype=np.int64) * ((size + 4) // itemsize)
-            out[position] = (np.concatenate(parts) if parts else np.zeros(0, np.uint8), starts)
+            index = out[position][1]  # the fetched chunks, one after another
+            index[chunks, 1] = entries[:, 1]
+            index[chunks, 0] = np.cumsum(entries[:, 1]) - entries[:, 1]
+            out[position] = (np.concatenate(parts) if parts else np.zeros(0, np.uint8), index)
         return out
+
+    def _starts(self, key: str, buffer: np.ndarray | None, index: np.ndarray) -> np.ndarray:
+        """The word (stored value) at which each inner chunk starts in ``buffer``, (chunks,)
+        int64, -1 where ``index`` says not written; StoreError for an entry of another size
+        than this layout's chunks (compressed or corrupt) or past the end of the bytes (not
+        checked without ``buffer``)."""
+        size = self._chunk_size + 4
+        offsets, lengths = index[:, 0], index[:, 1]
+        written = offsets != EMPTY
+        if np.any(lengths[written] != size) or np.any(offsets[written] % self.dtype.itemsize):
+            raise StoreError(f"{self.url}: shard {key} has inner chunks of unexpected "
+                             "size (compressed or corrupt); read it with xarray")
+        if buffer is not None and written.any() and offsets[written].max() + size > buffer.size:
+            raise StoreError(f"{self.url}: the index of shard {key} points past the "
+                             "shard's end (truncated); recompute it with precompute --repair")
+        return np.where(written, offsets // self.dtype.itemsize, np.uint64(0)).astype(
+            np.int64) - (~written)
 
     def _decode(self, values: np.ndarray) -> np.ndarray:
         if self.scale_factor is not None:
@@ -262,29 +280,35 @@ def _map(path: str) -> np.ndarray | None:
 
 
 @numba.njit(nogil=True, cache=True)
-def _verify_gather(data, words, starts, points, chunk, cell, stride, size, fill, out
+def _verify_gather(data, words, index, points, chunk, cell, stride, size, fill, out
                    ):  # pragma: no cover - compiled
     """For each point ``i`` of ``points`` (sorted by inner chunk): ``out[i, e] =
-    words[starts[c] + cell[i] + e * stride]`` with ``c = chunk[i]``, or ``fill`` where
-    ``starts[c] < 0``. ``data`` and ``words``: the same bytes as uint8 and as stored words.
-    Each chunk's ``size`` bytes and crc32c are checked once, just before its values are
-    copied (so they are read from memory once); returns the first chunk that fails, or -1."""
+    words[index[c, 0] / itemsize + cell[i] + e * stride]`` with ``c = chunk[i]``, or
+    ``fill`` where the chunk was never written (:data:`EMPTY`). ``data`` and ``words``: the
+    same bytes as uint8 and as stored words; ``index``: (offset, length) bytes per chunk.
+    Each chunk's entry is checked (``size`` + 4 bytes, inside ``data``, aligned), then its
+    bytes against their crc32c, just before its values are copied (so they are read from
+    memory once). Returns ``(OK, -1)``, or ``(BAD, c)`` for the first chunk that fails."""
     last = -1
+    start = 0
     for k in range(points.size):
         i = points[k]
         c = chunk[i]
-        start = starts[c]
-        if start < 0:
+        offset = index[c, 0]
+        if offset == EMPTY:
             out[i, :] = fill
             continue
         if c != last:
             last = c
-            first = start * words.itemsize
-            if crc32c(data[first:first + size + 4]) != RESIDUE:
-                return c
+            if (index[c, 1] != size + 4 or offset > data.size - size - 4
+                    or offset % words.itemsize):
+                return BAD, c
+            if crc32c(data[offset:offset + size + 4]) != RESIDUE:
+                return BAD, c
+            start = offset // words.itemsize
         for e in range(out.shape[1]):
             out[i, e] = words[start + cell[i] + e * stride]
-    return -1
+    return OK, -1
 
 
 @numba.njit(nogil=True, cache=True)

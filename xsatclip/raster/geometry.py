@@ -31,7 +31,7 @@ def axis_position(coord: np.ndarray, x: np.ndarray, *, periodic: bool, wraps: bo
     x = np.where(inside, x, c[0])
     if periodic:
         x = (x - c[0]) % 360 + c[0]
-        i0 = np.searchsorted(c, x, side="right") - 1
+        i0 = last_at_or_below(c, x)
         i1 = (i0 + 1) % n
         right = np.where(i0 + 1 < n, c[np.minimum(i0 + 1, n - 1)], c[0] + 360)
         w = (x - c[i0]) / (right - c[i0])
@@ -45,12 +45,35 @@ def axis_position(coord: np.ndarray, x: np.ndarray, *, periodic: bool, wraps: bo
         if n == 1:
             zeros = np.zeros(x.shape, int)
             return zeros, zeros, np.zeros(x.shape), inside
-        i0 = np.clip(np.searchsorted(c, x, side="right") - 1, 0, n - 2)
+        i0 = np.clip(last_at_or_below(c, x), 0, n - 2)
         i1 = i0 + 1
         w = (x - c[i0]) / (c[i1] - c[i0])
     if not ascending:
         i0, i1 = n - 1 - i0, n - 1 - i1
     return i0, i1, w, inside
+
+
+def last_at_or_below(c: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(c, x, side="right") - 1`` for ascending centres ``c`` (n,) and
+    points ``x`` (no NaN): the index of the last centre <= each point, -1 below them all.
+
+    For evenly spaced centres the index is computed from the spacing and corrected by one
+    either way (~5x faster than a binary search over unsorted points, whose branches
+    mispredict); any point that correction leaves wrong (uneven centres) takes the binary
+    search."""
+    n = c.size
+    if n < 2:
+        return np.searchsorted(c, x, side="right") - 1
+    guess = np.clip(np.floor((x - c[0]) * ((n - 1) / (c[-1] - c[0]))), -1, n - 1)
+    i = guess.astype(np.intp)
+    i -= (i >= 0) & (c[np.maximum(i, 0)] > x)
+    i += (i < n - 1) & (c[np.minimum(i + 1, n - 1)] <= x)
+    right = (i < 0) | (c[np.maximum(i, 0)] <= x)
+    right &= (i >= n - 1) | (c[np.minimum(i + 1, n - 1)] > x)
+    if not right.all():
+        wrong = ~right
+        i[wrong] = np.searchsorted(c, x[wrong], side="right") - 1
+    return i
 
 
 def is_global_longitude(coord: np.ndarray) -> bool:
