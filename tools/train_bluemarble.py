@@ -43,7 +43,9 @@ city-density MLP 0.445); 300, learning rate 3e-4: -0.027, 2 (coast ridge 0.626, 
 0.642); the old preset (30): -0.118, 3 (MLP on country, timezone, city density); **300 with
 the preset's learning rate 1e-4: -0.050, 1** (timezone MLP 0.542 vs cartesian 0.554), now
 the L40 preset (bundled; before it the preset smoothness 30 with a quarter of the ocean, 4
-failures). Recipes were compared on the suite (their epochs on the selection tasks only).
+failures). Its neighbours fail one time-zone comparison each: smoothness 200: -0.066, 1
+(timezone MLP 0.547 vs 0.554); 450: -0.035, 1 (timezone ridge 0.628 vs sh-40 0.643). Recipes
+were compared on the suite (their epochs on the selection tasks only).
 """
 
 from __future__ import annotations
