@@ -315,9 +315,11 @@ def test_memory_store_reads_by_byte_range(stores, l10_source):
                                                       method=method).values)
 
 
-def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
+@pytest.mark.parametrize("separator", ["/", "."])
+def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path, separator):
     """Shards zarr-python wrote itself (inner chunks in its own order, all-NaN ones left out
-    of the index): the reader agrees with zarr's own reads, exactly (float32)."""
+    of the index, shard keys in either separator of Zarr's default chunk key encoding): the
+    reader agrees with zarr's own reads, exactly (float32)."""
     rng = np.random.default_rng(6)
     values = rng.standard_normal((8, 20, 30)).astype(np.float32)
     values[:, 5:10, 6:9] = np.nan  # whole inner chunks (5 x 3) never stored
@@ -325,6 +327,7 @@ def test_reader_on_shards_written_by_zarr_with_empty_inner_chunks(tmp_path):
     array = zarr.create_array(str(path), name=cube.VARIABLE, shape=values.shape,
                               chunks=(8, 5, 3), shards=(8, 10, 15), dtype="float32",
                               compressors=[zarr.codecs.Crc32cCodec()], fill_value=np.nan,
+                              chunk_key_encoding={"name": "default", "separator": separator},
                               dimension_names=("embedding", "lat", "lon"))
     array[...] = values
     reader = points.open_points(zarr.storage.LocalStore(str(path)), str(path))

@@ -27,6 +27,7 @@ from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ShardingCodecIndexLocation
 from zarr.codecs.bytes import Endian
 from zarr.core.buffer import default_buffer_prototype
+from zarr.core.chunk_key_encodings import ChunkKeyEncoding
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.core.sync import sync
 
@@ -54,6 +55,7 @@ class PointReader:
     inner: tuple[int, ...]
     dtype: np.dtype
     scale_factor: float | None  # int8 cubes
+    chunk_keys: ChunkKeyEncoding  # the array's: shard (0, i, j) -> "c/0/i/j", "c.0.i.j", ...
 
     @property
     def per_shard(self) -> tuple[int, int]:
@@ -76,7 +78,7 @@ class PointReader:
         grid = (rows // sy) * columns + cols // sx  # shard number in the shard grid
         ids = np.flatnonzero(np.bincount(grid))  # the shards read, in order
         shard = np.searchsorted(ids, grid)
-        keys = [f"{VARIABLE}/c/0/{i}/{j}" for i, j in (divmod(s, columns) for s in ids.tolist())]
+        keys = [self._key(*divmod(s, columns)) for s in ids.tolist()]
         order = np.argsort(shard * count + chunk)  # by shard, then inner chunk
         bounds = np.searchsorted(shard[order], np.arange(len(keys) + 1))
         sources = self._sources(keys, [chunk[order[bounds[s]:bounds[s + 1]]]
@@ -110,7 +112,7 @@ class PointReader:
         shard and chunk). Reads the shard whole: one mapped file or one GET."""
         (_, sy, sx), (_, iy, ix) = self.shard, self.inner
         ny, nx = self.per_shard
-        key = f"{VARIABLE}/c/0/{row}/{col}"
+        key = self._key(row, col)
         everything = np.arange(ny * nx, dtype=np.int64)
         ((buffer, index),) = self._sources([key], [everything], whole=True)
         starts = self._starts(key, buffer, index)
@@ -121,6 +123,10 @@ class PointReader:
         height = min(sy, self.shape[1] - row * sy)
         width = min(sx, self.shape[2] - col * sx)
         return out[:, :height, :width].view(self.dtype)
+
+    def _key(self, row: int, col: int) -> str:
+        """Store key of the shard at shard row ``row``, column ``col``."""
+        return f"{VARIABLE}/{self.chunk_keys.encode_chunk_key((0, row, col))}"
 
     @property
     def _words(self) -> np.dtype:
@@ -372,7 +378,8 @@ def open_points(store: Store, url: str) -> PointReader | None:
     scale = array.attrs.get("scale_factor") if array.dtype == np.int8 else None
     return PointReader(store, url, array.shape, array.shards, array.chunks,
                        np.dtype(str(array.dtype)),
-                       None if scale is None else float(cast(float, scale)))
+                       None if scale is None else float(cast(float, scale)),
+                       meta.chunk_key_encoding)
 
 
 def _checksummed(codecs) -> bool:
