@@ -34,8 +34,9 @@ L10 smoothness 0, 3 epochs, ocean_keep 1.0: -0.020, 0. L40 preset -0.169 after 4
 3000 with learning rate 1e-3: 2 (coast ridge, city-density MLP); 600: 2 (coast ridge 0.623,
 country MLP 0.631 vs cartesian 0.646); 1500: -0.027, 2 (coast ridge 0.589, city-density MLP
 0.442 vs 0.451); 1000 with learning rate 3e-4: -0.004, 2 (coast ridge 0.553, city-density
-MLP 0.438); the same with capacity 512: -0.025, 2 (coast ridge 0.594, country MLP 0.625);
-600 with 180,000 locations: -0.061 after 4 epochs (stopped). With ``--ocean-keep 1.0`` every
+MLP 0.438); 1000 with capacity 512: -0.025, 2 (coast ridge 0.594, country MLP 0.625);
+600 with 180,000 locations: -0.061 after 4 epochs (stopped); 100 with learning rate
+3e-4: -0.078 after 2 epochs (stopped). With ``--ocean-keep 1.0`` every
 MLP row passes at smoothness 1000 but ridge loses to sh-40: learning rate 3e-4 +0.000, 2
 (timezone 0.628 vs 0.643, coast 0.586); with capacity 512 +0.010, 2 (coast 0.535,
 city-density MLP 0.426); smoothness 600, learning rate 3e-4: -0.008, 2 (coast ridge 0.603,
